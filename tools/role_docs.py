@@ -22,7 +22,11 @@ def _default(opt: dict) -> str:
         return "(required)"
     if "default" not in opt:
         return "-"
-    return "`" + yaml.safe_dump(opt["default"], default_flow_style=True, width=1000).strip().removesuffix("...").strip() + "`"
+    return (
+        "`"
+        + yaml.safe_dump(opt["default"], default_flow_style=True, width=1000).strip().removesuffix("...").strip()
+        + "`"
+    )
 
 
 def render(specs: dict) -> str:
@@ -34,8 +38,10 @@ def render(specs: dict) -> str:
             typ = opt.get("type", "str")
             if "elements" in opt:
                 typ += f" of {opt['elements']}"
-            desc = " ".join(opt.get("description", "")) if isinstance(opt.get("description"), list) else opt.get(
-                "description", ""
+            desc = (
+                " ".join(opt.get("description", ""))
+                if isinstance(opt.get("description"), list)
+                else opt.get("description", "")
             )
             if "choices" in opt:
                 desc += " Choices: " + ", ".join(f"`{c}`" for c in opt["choices"]) + "."

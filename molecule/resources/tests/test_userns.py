@@ -1,8 +1,8 @@
 """kernel_compat's verdict agrees with what the kernel really does, on the node and in a confined view of it.
 
 Lab nodes share the machine's kernel: a test never changes a machine-wide setting. To see a node
-with user namespaces off, the test gives a process its own user namespace (all of the node's uids
-mapped) and sets user.max_user_namespaces = 0 there: that limit is per user namespace, so only
+with user namespaces off, the test gives a process its own user namespace (root mapped to the
+node's root) and sets user.max_user_namespaces = 0 there: that limit is per user namespace, so only
 processes inside it are affected, and it is gone when they exit.
 """
 
@@ -15,7 +15,7 @@ NOBODY = "setpriv --reuid=65534 --regid=65534 --clear-groups"
 CONFINED = "/usr/local/sbin/sitekit-test-confined"
 # Runs a command in its own user namespace with user.max_user_namespaces = $SITEKIT_MAX_USERNS (default 0).
 CONFINED_SCRIPT = """#!/bin/sh
-exec unshare --user --map-users=0:0:65536 --map-groups=0:0:65536 --fork -- sh -c '
+exec unshare --user --map-root-user --fork -- sh -c '
   echo "${SITEKIT_MAX_USERNS:-0}" > /proc/sys/user/max_user_namespaces && exec "$@"' sh "$@"
 """
 CONFINED_PYTHON = "/usr/local/sbin/sitekit-test-confined-python"
@@ -34,7 +34,13 @@ def _compat(ansible_host, interpreter=None):
 
 
 def _userns_works(host, prefix=""):
-    return host.run(f"{prefix} {NOBODY} unshare --user --map-root-user --mount true").rc == 0
+    """Whether a user namespace (with a mount namespace, as Apptainer needs) can be created.
+
+    On the node the probe runs as nobody; inside a confined view (``prefix``) only root is mapped,
+    and the per-namespace limit applies to root too.
+    """
+    user = "" if prefix else NOBODY
+    return host.run(f"{prefix} {user} unshare --user --map-root-user --mount true").rc == 0
 
 
 def _overlay_works(host):

@@ -7,7 +7,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "filter_plugins"))
-from report import sitekit_summary_rows, sitekit_table  # noqa: E402
+from report import sitekit_summary_rows, sitekit_table
 
 
 def test_table_aligns_columns_and_marks_missing_values():

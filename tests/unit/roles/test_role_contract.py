@@ -41,5 +41,7 @@ def test_role_readmes_are_generated_from_the_specs():
     import subprocess
     import sys
 
-    res = subprocess.run([sys.executable, str(TOP / "tools" / "role_docs.py"), "--check"], capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, str(TOP / "tools" / "role_docs.py"), "--check"], capture_output=True, text=True
+    )
     assert res.returncode == 0, res.stdout + res.stderr
