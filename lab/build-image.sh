@@ -52,6 +52,8 @@ build_one() {
     ln -sf /dev/null "$rootfs/etc/systemd/system/$unit"
   done
   : > "$rootfs/etc/machine-id"
+  # Like a host's udev: users may open /dev/fuse (podman copies the VM's 0600 into privileged containers).
+  printf '# sitekit lab: /dev/fuse as a host has it\nz /dev/fuse 0666 root root -\n' > "$rootfs/etc/tmpfiles.d/sitekit-lab-fuse.conf"
   chroot "$rootfs" systemctl enable ssh.service > /dev/null 2>&1 || true
   mkdir -p "$rootfs/root/.ssh" && chmod 0700 "$rootfs/root/.ssh"
   printf 'PermitRootLogin prohibit-password\nPasswordAuthentication no\nUseDNS no\n' > "$rootfs/etc/ssh/sshd_config.d/sitekit-lab.conf"

@@ -23,6 +23,8 @@ from pathlib import Path
 TOP = Path(__file__).resolve().parent.parent
 LAB = TOP / ".lab"
 KEY = LAB / "ssh" / "id_ed25519"
+# Shared with every node at /srv/sitekit-origin: the lab's test images and packages (and later the CVMFS stand-in).
+ORIGIN = LAB / "origin"
 LABEL = "io.sitekit.lab"
 PREFIX = "sitekit-lab-"
 
@@ -147,7 +149,9 @@ def up(inventory: str) -> None:
             ]
             for alias in h["aliases"]:
                 argv += ["--network-alias", alias]
-            argv += ["-v", f"{KEY}.pub:/root/.ssh/authorized_keys:ro", h["image"]]
+            ORIGIN.mkdir(parents=True, exist_ok=True)
+            argv += ["-v", f"{KEY}.pub:/root/.ssh/authorized_keys:ro", "-v", f"{ORIGIN}:/srv/sitekit-origin"]
+            argv.append(h["image"])
             run(argv)
         started.append(h)
     wait_ssh(hosts)
