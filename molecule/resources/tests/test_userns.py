@@ -1,8 +1,8 @@
 """kernel_compat's verdict agrees with what the kernel really does, on the node and in a confined view of it.
 
 Lab nodes share the machine's kernel: a test never changes a machine-wide setting. To see a node
-with user namespaces off, the test gives a process its own user namespace (root mapped to the
-node's root) and sets user.max_user_namespaces = 0 there: that limit is per user namespace, so only
+with user namespaces off, the test gives a process its own user namespace (every uid of the node
+mapped to itself) and sets user.max_user_namespaces = 0 there: that limit is per user namespace, so only
 processes inside it are affected, and it is gone when they exit.
 """
 
@@ -10,15 +10,7 @@ import json
 import shlex
 
 import pytest
-
-NOBODY = "setpriv --reuid=65534 --regid=65534 --clear-groups"
-CONFINED = "/usr/local/sbin/sitekit-test-confined"
-# Runs a command in its own user namespace with user.max_user_namespaces = $SITEKIT_MAX_USERNS (default 0).
-CONFINED_SCRIPT = """#!/bin/sh
-exec unshare --user --map-root-user --fork -- sh -c '
-  echo "${SITEKIT_MAX_USERNS:-0}" > /proc/sys/user/max_user_namespaces && exec "$@"' sh "$@"
-"""
-CONFINED_PYTHON = "/usr/local/sbin/sitekit-test-confined-python"
+from conftest import CONFINED, NOBODY
 
 
 def _workers(hostvars):
@@ -34,13 +26,8 @@ def _compat(ansible_host, interpreter=None):
 
 
 def _userns_works(host, prefix=""):
-    """Whether a user namespace (with a mount namespace, as Apptainer needs) can be created.
-
-    On the node the probe runs as nobody; inside a confined view (``prefix``) only root is mapped,
-    and the per-namespace limit applies to root too.
-    """
-    user = "" if prefix else NOBODY
-    return host.run(f"{prefix} {user} unshare --user --map-root-user --mount true").rc == 0
+    """Whether nobody can create a user namespace with a mount namespace, as Apptainer needs (``prefix``: a view)."""
+    return host.run(f"{prefix} {NOBODY} unshare --user --map-root-user --mount true").rc == 0
 
 
 def _overlay_works(host):
@@ -51,24 +38,6 @@ def _overlay_works(host):
         + " $d; rc=$?; rm -rf $d; exit $rc"
     )
     return host.run(f"{NOBODY} sh -c {shlex.quote(script)}").rc == 0
-
-
-@pytest.fixture
-def confined(host):
-    """Install the confining wrapper; yield a function making a python3 that runs confined with a given limit."""
-    made = [CONFINED]
-    host.run_expect([0], f"printf %s {shlex.quote(CONFINED_SCRIPT)} > {CONFINED} && chmod 0755 {CONFINED}")
-
-    def python_with_limit(limit):
-        path = f"{CONFINED}-python-{limit}"
-        wrapper = f'#!/bin/sh\nSITEKIT_MAX_USERNS={limit} exec {CONFINED} python3 "$@"\n'
-        host.run_expect([0], f"printf %s {shlex.quote(wrapper)} > {path}")
-        host.run_expect([0], f"chmod 0755 {path}")
-        made.append(path)
-        return path
-
-    yield python_with_limit
-    host.run_expect([0], "rm -f " + " ".join(made))
 
 
 def test_verdict_agrees_with_the_kernel_on_the_node(host, hostvars, _testinfra_host):

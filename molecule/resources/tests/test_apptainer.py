@@ -1,0 +1,80 @@
+"""Apptainer as the apptainer role leaves it, and the readiness check (playbooks/validate.yml) on real nodes."""
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+TOP = Path(__file__).resolve().parents[3]
+
+
+def _workers(hostvars):
+    if "worker_nodes" not in hostvars.get("group_names", []):
+        pytest.skip("Apptainer runs on worker nodes")
+
+
+def _conf(host, key):
+    text = host.file(host.ansible.get_variables().get("apptainer_conf_path", "/etc/apptainer/apptainer.conf"))
+    return [
+        line.split("=", 1)[1].strip() for line in text.content_string.splitlines() if re.match(rf"^{key}\s*=", line)
+    ]
+
+
+def test_apptainer_runs_without_setuid(host, hostvars):
+    _workers(hostvars)
+    conf = host.file("/etc/apptainer/apptainer.conf").content_string
+    assert re.search(r"^allow setuid = no$", conf, re.M), "user namespaces work here: setuid must be off"
+    setuid = host.run("find / -xdev -perm -4000 -path '*apptainer*'").stdout.split()
+    assert setuid == []
+
+
+def test_bind_paths_and_mount_slave_follow_the_inventory(host, hostvars):
+    _workers(hostvars)
+    conf = host.file("/etc/apptainer/apptainer.conf").content_string
+    binds = re.findall(r"^bind path = (.+)$", conf, re.M)
+    wanted = hostvars.get("apptainer_bind_paths", ["/etc/hosts", "/etc/localtime"])
+    assert binds[: len(wanted)] == wanted
+    assert ("/cvmfs" in binds) == host.file("/cvmfs").exists
+    assert re.search(r"^mount slave = yes$", conf, re.M)
+
+
+def _validate(hostvars, *extra):
+    env = dict(os.environ)
+    for var, sub in (("ANSIBLE_LIBRARY", "library"), ("ANSIBLE_MODULE_UTILS", "module_utils")):
+        env[var] = str(TOP / sub)
+    env["ANSIBLE_FILTER_PLUGINS"] = str(TOP / "filter_plugins")
+    env["ANSIBLE_CALLBACK_RESULT_FORMAT"] = "yaml"  # the table prints one row per line
+    env["ANSIBLE_FORCE_COLOR"] = "false"
+    env["ANSIBLE_NOCOLOR"] = "true"
+    argv = [
+        "ansible-playbook",
+        "-i",
+        os.environ["MOLECULE_INVENTORY_FILE"],
+        "-l",
+        hostvars["inventory_hostname"],
+        str(TOP / "playbooks" / "validate.yml"),
+        *extra,
+    ]
+    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_validate_launches_a_real_container_as_an_unprivileged_user(hostvars):
+    _workers(hostvars)
+    run = _validate(hostvars)
+    assert run.returncode == 0, run.stdout[-3000:]
+    rows = [line for line in run.stdout.splitlines() if line.strip().startswith(hostvars["inventory_hostname"] + " ")]
+    assert rows, run.stdout[-3000:]
+    row = rows[0]
+    assert "unprivileged" in row
+    assert "Debian GNU/Linux 12 (bookworm)" in row  # the image's OS, not the node's
+    assert float(re.search(r"unprivileged\s+([0-9.]+)", row).group(1)) < 10
+
+
+def test_a_node_with_user_namespaces_off_is_not_ready_with_the_remedy(hostvars, confined):
+    _workers(hostvars)
+    run = _validate(hostvars, "-e", f"ansible_python_interpreter={confined(0)}")
+    assert run.returncode != 0
+    assert "is not ready" in run.stdout
+    assert "user.max_user_namespaces" in run.stdout, run.stdout[-3000:]
