@@ -13,13 +13,8 @@ TOP = Path(__file__).resolve().parents[3]
 def _workers(hostvars):
     if "worker_nodes" not in hostvars.get("group_names", []):
         pytest.skip("Apptainer runs on worker nodes")
-
-
-def _conf(host, key):
-    text = host.file(host.ansible.get_variables().get("apptainer_conf_path", "/etc/apptainer/apptainer.conf"))
-    return [
-        line.split("=", 1)[1].strip() for line in text.content_string.splitlines() if re.match(rf"^{key}\s*=", line)
-    ]
+    if not hostvars.get("apptainer_enabled", True):
+        pytest.skip("Apptainer is off for this distribution in the lab (its libc is older than Apptainer 1.4 needs)")
 
 
 def test_apptainer_runs_without_setuid(host, hostvars):
