@@ -23,7 +23,8 @@ TOP = Path(__file__).resolve().parent.parent
 
 def ansible_module(inventory, pattern, module, args):
     env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
-    argv = [str(TOP / ".venv" / "bin" / "ansible"), "-i", inventory, pattern, "-b", "-m", module, "-a", json.dumps(args)]
+    argv = [str(TOP / ".venv" / "bin" / "ansible"), "-i", inventory, pattern, "-b", "-m", module]
+    argv += ["-a", json.dumps(args)]
     run = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=TOP)
     data = json.loads(run.stdout)
     return {host: result for play in data["plays"] for task in play["tasks"] for host, result in task["hosts"].items()}
@@ -38,7 +39,8 @@ def launch(inventory, rounds):
             if not result.get("ready") or result.get("baseline_seconds") is None:
                 sys.exit(f"bench: {host}: launch not ready: {result.get('msg') or result.get('cause')}")
             samples.setdefault(host, []).append((result["launch_seconds"], result["baseline_seconds"]))
-    print(f"container launch ({rounds} rounds, median): pilot-style launch + checks vs bare `apptainer exec` (baseline)")
+    print(f"container launch ({rounds} rounds, median): pilot-style launch + checks")
+    print("  against a bare `apptainer exec IMAGE /bin/true` of the same image as the same user (baseline)")
     print(f"  {'node':<8} {'launch s':>9} {'bare s':>8} {'ratio':>6}")
     for host, pairs in sorted(samples.items()):
         pilot = statistics.median(p for p, _ in pairs)

@@ -8,5 +8,6 @@ TOP = Path(__file__).resolve().parents[2]
 
 
 def test_readme_verdict_table_is_current():
-    res = subprocess.run([sys.executable, str(TOP / "tools" / "verdict_table.py"), "--check"], capture_output=True, text=True)
+    tool = TOP / "tools" / "verdict_table.py"
+    res = subprocess.run([sys.executable, str(tool), "--check"], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
