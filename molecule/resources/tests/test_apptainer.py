@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 TOP = Path(__file__).resolve().parents[3]
+IMAGE = "/srv/sitekit-origin/images.sitekit.lab/debian12"
 
 
 def _workers(hostvars):
@@ -65,6 +66,19 @@ def test_validate_launches_a_real_container_as_an_unprivileged_user(hostvars):
     assert "unprivileged" in row
     assert "Debian GNU/Linux 12 (bookworm)" in row  # the image's OS, not the node's
     assert float(re.search(r"unprivileged\s+([0-9.]+)", row).group(1)) < 10
+
+
+def test_host_path_entries_missing_in_the_image_are_reported(host, hostvars):
+    _workers(hostvars)
+    run = _validate(hostvars)
+    assert run.returncode == 0, run.stdout[-3000:]
+    # The PATH modules see on the node (Ubuntu's /etc/environment adds /snap/bin, /usr/games...).
+    node_path = host.run("sh -c '. /etc/environment 2>/dev/null; echo $PATH'").stdout.strip().split(":")
+    missing = [d for d in node_path if d and not host.file(f"{IMAGE}{d}").exists]
+    if missing:
+        assert "missing in the image" in run.stdout and all(d in run.stdout for d in missing), run.stdout[-3000:]
+    else:
+        assert "missing in the image" not in run.stdout
 
 
 def test_a_node_with_user_namespaces_off_is_not_ready_with_the_remedy(hostvars, confined):
