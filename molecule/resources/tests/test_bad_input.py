@@ -19,7 +19,11 @@ CASES = [
     ),
     ("userns", {"userns_apparmor_method": "off"}, "userns_apparmor_method"),
     ("userns", {"userns_require": "root"}, "userns_require"),
-    ("apptainer", {"apptainer_source": "url"}, "apptainer_source=url needs apptainer_package_urls"),
+    (
+        "apptainer",
+        {"apptainer_source": "url", "apptainer_package_urls": []},
+        "apptainer_source=url needs apptainer_package_urls",
+    ),
     ("apptainer", {"apptainer_source": "none"}, "apptainer_path (absolute path"),
     ("apptainer", {"apptainer_bind_paths_extra": ["scratch"]}, "must be absolute paths (got ['scratch'])"),
     ("apptainer", {"apptainer_conf_extra": {"enable magic": True}}, "'enable magic': not a key this file documents"),
