@@ -1,0 +1,257 @@
+#!/usr/bin/python
+"""Ansible module cvmfs_probe: can jobs on this node read these CVMFS repositories, and if not, why?"""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: cvmfs_probe
+short_description: Access CVMFS repositories the way a job does and explain each failure
+description:
+  - For each repository in O(repositories), reads C(/proc/self/mountinfo) to see whether C(<mountpoint>/<repo>) is
+    mounted and whether O(mountpoint) is an autofs mount, then stats the repository root, lists it and reads a small
+    file, then reads the mount table again. So a repository that autofs mounted on access shows
+    RV(repositories[].mounted_before=false) and RV(repositories[].mounted_after=true).
+  - The access runs in a child process with a per-repository O(timeout). A hung FUSE mount hangs only the child,
+    which is killed; the repository is then reported as timed out.
+  - A failure's errno and text are mapped to a cause and a remedy, for example C(Too many levels of symbolic links)
+    (the repository was not accessed on the host before a container started, CVM-2004), C(Transport endpoint is not
+    connected) (the cvmfs2 client crashed), C(No such file or directory) under autofs (repository not configured
+    or not existing) and C(Input/output error) (no proxy or stratum-1 reachable, or a full cache).
+  - Where the filesystem has them (the CVMFS client exposes them on a repository root), the magic extended
+    attributes C(user.fqrn), C(user.version), C(user.revision), C(user.expires), C(user.host), C(user.proxy),
+    C(user.nioerr), C(user.timestamp_last_ioerr), C(user.usedfd), C(user.maxfd), C(user.nclg) and
+    C(user.ncleanup24) are returned; unsupported or hidden ones are left out.
+  - Read-only. It changes nothing (apart from the mounts autofs makes on access, which is the point), runs the same
+    in check mode, and always returns changed=false.
+options:
+  repositories:
+    description:
+      - Fully qualified repository names, such as C(atlas.cern.ch). Each must be DNS-like with at least one dot.
+    type: list
+    elements: str
+    required: true
+  mountpoint:
+    description:
+      - The directory the repositories are mounted under, as the mount table shows it (no symlinks).
+    type: path
+    default: /cvmfs
+  file:
+    description:
+      - A file to read, relative to each repository root (the same path for every repository).
+      - When empty, the first regular file at the top of the repository in sorted order (not a symlink, which may
+        lead into another repository) is read; when there is none, stat and listing alone decide.
+    type: str
+  timeout:
+    description:
+      - Seconds one repository's access may take before the child is killed and the repository reported as timed
+        out. A first mount through a proxy can take several seconds.
+    type: float
+    default: 30
+  fail_on_error:
+    description:
+      - Fail the task when any repository is not readable; the message names each one with its cause and remedy.
+        The result keys are returned either way.
+    type: bool
+    default: true
+  keepalive:
+    description:
+      - Marks the run as a keep-alive (a systemd timer or a pre-job hook that keeps automounted repositories
+        mounted, a workaround for CVM-2004). It accesses every repository exactly as a probe does and returns the
+        same keys; with V(true) set O(fail_on_error=false) as well if one bad repository must not stop the rest of
+        the play.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
+    support: none
+  platform:
+    description: Target OS/families that can be operated against.
+    platforms: posix
+notes:
+  - The probe runs as the connecting (or become) user. A repository that needs authorization reads as that user.
+  - Accessing a repository from inside a container behaves differently (CVM-2004); this module sees the mount
+    namespace it runs in.
+  - Cache usage is not an extended attribute; C(cvmfs_config stat) shows it. C(user.ncleanup24) counts cache
+    cleanups in the last 24 hours, a sign of a cache that is too small.
+seealso:
+  - name: CernVM-FS client configuration
+    description: Repositories, proxies, autofs and static mounts.
+    link: https://cvmfs.readthedocs.io/en/stable/cpt-configure.html
+author:
+  - sitekit
+"""
+
+EXAMPLES = r"""
+- name: Ensure the repositories jobs need are readable
+  cvmfs_probe:
+    repositories:
+      - atlas.cern.ch
+      - oasis.opensciencegrid.org
+
+- name: Read a known file, with a short timeout, and only report
+  cvmfs_probe:
+    repositories: [cvmfs-config.cern.ch]
+    file: etc/cvmfs/default.d/50-cern.conf
+    timeout: 10
+    fail_on_error: false
+  register: __cvmfs_probe
+
+- name: Show why a repository failed
+  ansible.builtin.debug:
+    msg: "{{ item.name }}: {{ item.cause }} -> {{ item.remedy }}"
+  loop: "{{ __cvmfs_probe.repositories | rejectattr('readable') }}"
+  loop_control:
+    label: "{{ item.name }}"
+
+- name: Keep the automounted repositories mounted (what the keep-alive timer runs)
+  cvmfs_probe:
+    repositories: "{{ cvmfs_repositories }}"
+    keepalive: true
+    fail_on_error: false
+"""
+
+RETURN = r"""
+ok:
+  description: Whether every repository was readable.
+  returned: always
+  type: bool
+  sample: false
+repositories:
+  description: One entry per repository, in the order given.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The repository name.
+      type: str
+      sample: atlas.cern.ch
+    path:
+      description: Where it was accessed.
+      type: str
+      sample: /cvmfs/atlas.cern.ch
+    mounted_before:
+      description: Whether the mount table showed a mount at RV(repositories[].path) before the access.
+      type: bool
+      sample: false
+    mounted_after:
+      description: Whether it showed one after the access.
+      type: bool
+      sample: true
+    mounted_on_access:
+      description: Whether the access mounted it (not mounted before, mounted after), as autofs does.
+      type: bool
+      sample: true
+    autofs:
+      description: Whether the mountpoint (C(/cvmfs)) is an autofs mount.
+      type: bool
+      sample: true
+    filesystem:
+      description: What is mounted at the path, C(cvmfs2) for the CVMFS client, else the fstype; null if nothing.
+      type: str
+      sample: cvmfs2
+    readable:
+      description: Whether stat, listing and reading the file succeeded within the timeout.
+      type: bool
+      sample: true
+    seconds:
+      description: How long the access took (the child process, including its start).
+      type: float
+      sample: 0.041
+    file:
+      description: The file read, relative to the repository root; null when none was found or the access failed first.
+      type: str
+      sample: .cvmfsdirtab
+    xattrs:
+      description: The CVMFS magic extended attributes found on the repository root, names without C(user.).
+      type: dict
+      sample: {revision: "14822", proxy: "http://squid1:3128", host: "http://stratum1/cvmfs/atlas.cern.ch", nioerr: "0"}
+    error:
+      description: What failed, where, and the errno text; null when readable.
+      type: str
+      sample: "list /cvmfs/atlas.cern.ch: [ELOOP] Too many levels of symbolic links"
+    errno:
+      description: The errno name of the failure (C(ETIMEDOUT) for a timeout); null when readable.
+      type: str
+      sample: ELOOP
+    cause:
+      description: The likely cause of the failure; null when readable.
+      type: str
+    remedy:
+      description: What to do about it; null when readable.
+      type: str
+  sample:
+    - name: atlas.cern.ch
+      path: /cvmfs/atlas.cern.ch
+      mounted_before: false
+      mounted_after: true
+      mounted_on_access: true
+      autofs: true
+      filesystem: cvmfs2
+      readable: true
+      seconds: 0.82
+      file: .cvmfsdirtab
+      xattrs: {revision: "14822", nioerr: "0"}
+      error: null
+      errno: null
+      cause: null
+      remedy: null
+"""
+
+# Imports follow the documentation, in the order every Ansible module uses (STYLE.md: module file order).
+import os  # noqa: E402
+import sys  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
+# Ansible's AnsiballZ finds this import and bundles module_utils/sitekit_cvmfs.py with the module. The fallback
+# serves only `python library/cvmfs_probe.py ARGS.json` run from the repository (and unit tests), where the
+# ansible.module_utils package does not contain sitekit's module_utils.
+try:
+    from ansible.module_utils.sitekit_cvmfs import failure_message, probe, validate_file, validate_repository
+except ImportError:
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "module_utils"))
+    from sitekit_cvmfs import failure_message, probe, validate_file, validate_repository
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "repositories": {"type": "list", "elements": "str", "required": True},
+            "mountpoint": {"type": "path", "default": "/cvmfs"},
+            "file": {"type": "str"},
+            "timeout": {"type": "float", "default": 30},
+            "fail_on_error": {"type": "bool", "default": True},
+            "keepalive": {"type": "bool", "default": False},
+        },
+        supports_check_mode=True,
+    )
+    params = module.params
+    if not params["repositories"]:
+        module.fail_json(msg="cvmfs_probe: repositories is empty. Give at least one name, such as atlas.cern.ch.")
+    try:
+        for name in params["repositories"]:
+            validate_repository(name)
+        rel = validate_file(params["file"])
+    except ValueError as exc:
+        module.fail_json(msg=f"cvmfs_probe: {exc}.")
+    if params["timeout"] <= 0:
+        module.fail_json(msg=f"cvmfs_probe: timeout must be a positive number of seconds, got {params['timeout']}.")
+    if not os.path.isabs(params["mountpoint"]):
+        module.fail_json(msg=f"cvmfs_probe: mountpoint {params['mountpoint']!r} must be an absolute path.")
+
+    # Check mode runs the same: the probe only reads (the automount it triggers is what a job would trigger).
+    result = probe(params["repositories"], params["mountpoint"], rel, params["timeout"])
+    msg = failure_message(result) if params["fail_on_error"] else None
+    if msg:
+        module.fail_json(msg=msg, changed=False, **result)
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()
