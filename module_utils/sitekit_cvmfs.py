@@ -343,8 +343,8 @@ def classify_error(number=None, text=None, step=None, autofs=False, repository="
             "container that binds /cvmfs sees this for every repository not accessed on the host before it started "
             "(CVM-2004; an automount from inside a container also needs / to be shared)",
             f"access {path} on the host before containers start and keep it mounted (sitekit's keep-alive timer "
-            "runs this module with keepalive=true), or set --timeout=0 for /cvmfs in the autofs map, or use static "
-            f"mounts instead of autofs; then check `cvmfs_config probe {repository}`",
+            f"runs this module with keepalive=true), or set --timeout=0 for {mountpoint} in the autofs master map, "
+            f"or use static mounts instead of autofs; then check `cvmfs_config probe {repository}`",
         )
     if code == errno.ENOTCONN:
         return (
@@ -431,7 +431,11 @@ def repository_result(name, mountpoint, before, after, access):
         text = access.get("strerror") or "unknown error"
         error = f"{where} {access.get('target') or path}: " + (f"[{label}] {text}" if label else text)
         cause, remedy = classify_error(
-            access.get("errno"), access.get("strerror"), access["step"], after["autofs"] or before["autofs"], name,
+            access.get("errno"),
+            access.get("strerror"),
+            access["step"],
+            after["autofs"] or before["autofs"],
+            name,
             mountpoint,
         )
     return {
