@@ -6,10 +6,16 @@ drives through Ansible (one ansible process per command). Commands go straight t
 the inventory Molecule wrote (``hostvars``).
 """
 
+import json
+import os
 import shlex
+import subprocess
+from pathlib import Path
 
 import pytest
 import testinfra
+
+TOP = Path(__file__).resolve().parents[3]
 
 NOBODY = "setpriv --reuid=65534 --regid=65534 --clear-groups"
 CONFINED = "/usr/local/sbin/sitekit-test-confined"
@@ -68,3 +74,31 @@ def confined(host):
 
     yield python_with_limit
     host.run_expect([0], "rm -f " + " ".join(made))
+
+
+@pytest.fixture
+def playbook(hostvars):
+    """Run a playbook of this repository on this node with Molecule's inventory; returns the CompletedProcess."""
+
+    def run(path, *args):
+        env = dict(os.environ, ANSIBLE_NOCOLOR="true", ANSIBLE_FORCE_COLOR="false")
+        env["ANSIBLE_CALLBACK_RESULT_FORMAT"] = "yaml"  # a table prints one row per line
+        for var, sub in (("ANSIBLE_LIBRARY", "library"), ("ANSIBLE_MODULE_UTILS", "module_utils")):
+            env[var] = str(TOP / sub)
+        env["ANSIBLE_FILTER_PLUGINS"] = str(TOP / "filter_plugins")
+        env["ANSIBLE_ROLES_PATH"] = str(TOP / "roles")
+        argv = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "-l", hostvars["inventory_hostname"]]
+        return subprocess.run([*argv, str(TOP / path), *args], capture_output=True, text=True, env=env, timeout=600)
+
+    return run
+
+
+@pytest.fixture
+def apply_role(playbook):
+    """Run one role on this node through molecule/resources/apply-role.yml with extra variables."""
+
+    def run(role, extra, check=False):
+        args = ["-e", json.dumps({"sitekit_test_role": role, **extra})] + (["--check", "--diff"] if check else [])
+        return playbook("molecule/resources/apply-role.yml", *args)
+
+    return run

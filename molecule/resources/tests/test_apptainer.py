@@ -1,8 +1,6 @@
 """Apptainer as the apptainer role leaves it, and the readiness check (playbooks/validate.yml) on real nodes."""
 
-import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -36,29 +34,9 @@ def test_bind_paths_and_mount_slave_follow_the_inventory(host, hostvars):
     assert re.search(r"^mount slave = yes$", conf, re.M)
 
 
-def _validate(hostvars, *extra):
-    env = dict(os.environ)
-    for var, sub in (("ANSIBLE_LIBRARY", "library"), ("ANSIBLE_MODULE_UTILS", "module_utils")):
-        env[var] = str(TOP / sub)
-    env["ANSIBLE_FILTER_PLUGINS"] = str(TOP / "filter_plugins")
-    env["ANSIBLE_CALLBACK_RESULT_FORMAT"] = "yaml"  # the table prints one row per line
-    env["ANSIBLE_FORCE_COLOR"] = "false"
-    env["ANSIBLE_NOCOLOR"] = "true"
-    argv = [
-        "ansible-playbook",
-        "-i",
-        os.environ["MOLECULE_INVENTORY_FILE"],
-        "-l",
-        hostvars["inventory_hostname"],
-        str(TOP / "playbooks" / "validate.yml"),
-        *extra,
-    ]
-    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
-
-
-def test_validate_launches_a_real_container_as_an_unprivileged_user(hostvars):
+def test_validate_launches_a_real_container_as_an_unprivileged_user(hostvars, playbook):
     _workers(hostvars)
-    run = _validate(hostvars)
+    run = playbook("playbooks/validate.yml")
     assert run.returncode == 0, run.stdout[-3000:]
     rows = [line for line in run.stdout.splitlines() if line.strip().startswith(hostvars["inventory_hostname"] + " ")]
     assert rows, run.stdout[-3000:]
@@ -68,9 +46,9 @@ def test_validate_launches_a_real_container_as_an_unprivileged_user(hostvars):
     assert float(re.search(r"unprivileged\s+([0-9.]+)", row).group(1)) < 10
 
 
-def test_host_path_entries_missing_in_the_image_are_reported(host, hostvars):
+def test_host_path_entries_missing_in_the_image_are_reported(host, hostvars, playbook):
     _workers(hostvars)
-    run = _validate(hostvars)
+    run = playbook("playbooks/validate.yml")
     assert run.returncode == 0, run.stdout[-3000:]
     # The PATH modules see on the node (Ubuntu's /etc/environment adds /snap/bin, /usr/games...).
     node_path = host.run("sh -c '. /etc/environment 2>/dev/null; echo $PATH'").stdout.strip().split(":")
@@ -81,9 +59,9 @@ def test_host_path_entries_missing_in_the_image_are_reported(host, hostvars):
         assert "missing in the image" not in run.stdout
 
 
-def test_a_node_with_user_namespaces_off_is_not_ready_with_the_remedy(hostvars, confined):
+def test_a_node_with_user_namespaces_off_is_not_ready_with_the_remedy(hostvars, confined, playbook):
     _workers(hostvars)
-    run = _validate(hostvars, "-e", f"ansible_python_interpreter={confined(0)}")
+    run = playbook("playbooks/validate.yml", "-e", f"ansible_python_interpreter={confined(0)}")
     assert run.returncode != 0
     assert "is not ready" in run.stdout
     assert "user.max_user_namespaces" in run.stdout, run.stdout[-3000:]

@@ -67,3 +67,22 @@ def test_autofs_unmounts_without_keepalive_and_keepalive_keeps_it(host, hostvars
         host.run_expect([0], "systemctl start sitekit-cvmfs-keepalive.timer")
     host.run_expect([0], f"ls /cvmfs/{repo}")
     assert not _wait_unmounted(host, repo, timeout * 2 + 5), f"{repo} was unmounted although the keep-alive ran"
+
+
+def test_check_mode_plans_the_real_client_install_and_changes_nothing(host, hostvars, apply_role):
+    """The install path a Debian-family site takes, as check mode reports it (no registry here has the client)."""
+    _workers(hostvars)
+    before = host.run("sha256sum /etc/cvmfs/default.local /etc/auto.master.d/cvmfs.autofs").stdout
+    run = apply_role(
+        "cvmfs",
+        {
+            "cvmfs_source": "release",
+            "cvmfs_release_package_url": "/srv/sitekit-origin/debs/cvmfs-release-latest_all.deb",
+        },
+        check=True,
+    )
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "Would install /srv/sitekit-origin/debs/cvmfs-release-latest_all.deb" in run.stdout
+    assert "Would install: cvmfs, cvmfs-fuse3, cvmfs-config-default" in run.stdout
+    assert host.run("sha256sum /etc/cvmfs/default.local /etc/auto.master.d/cvmfs.autofs").stdout == before
+    assert host.run("dpkg-query -W cvmfs").rc != 0
