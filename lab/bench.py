@@ -31,7 +31,7 @@ def ansible_module(inventory, pattern, module, args):
 
 
 def launch(inventory, rounds):
-    image = "/srv/sitekit-origin/images.sitekit.lab/debian12"
+    image = "/cvmfs/images.sitekit.lab/debian12"  # the lab's test image, through autofs
     samples = {}
     for _ in range(rounds):
         args = {"image": image, "user": "sitekit-probe", "baseline": True}
