@@ -76,10 +76,16 @@ def image_id(ref: str) -> str:
 
 def container_state(name: str) -> tuple[str, str]:
     """Return (image id, running|stopped|absent) of a container."""
-    res = run(["podman", "container", "inspect", "--format", "{{.Image}} {{.State.Running}}", name], check=False)
+    res = run(
+        ["podman", "container", "inspect", "--format", "{{.Image}} {{.State.Running}} {{.State.Pid}}", name],
+        check=False,
+    )
     if res.returncode != 0:
         return "", "absent"
-    img, running = res.stdout.split()
+    img, running, pid = res.stdout.split()
+    if running == "true" and not Path(f"/proc/{pid}").exists():
+        # The machine rebooted under podman: its state says running, but the process is gone.
+        return img, "stale"
     return img, "running" if running == "true" else "stopped"
 
 
@@ -119,8 +125,8 @@ def up(inventory: str) -> None:
         cname = PREFIX + h["name"]
         want = image_id(h["image"])
         have, state = container_state(cname)
-        if state != "absent" and have != want:
-            print(f"lab: {h['name']}: image changed, re-creating")
+        if state == "stale" or (state != "absent" and have != want):
+            print(f"lab: {h['name']}: {'stale after a reboot' if state == 'stale' else 'image changed'}, re-creating")
             run(["podman", "rm", "-f", "-t", "0", cname])
             state = "absent"
         if state == "running":
