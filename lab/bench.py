@@ -4,8 +4,11 @@
 - container launch: the pilot-style launch of playbooks/validate.yml (container_launch: --contain --ipc
   --pid, scratch with '#', the probe) against a bare `apptainer exec IMAGE /bin/true` of the same
   image, as the same unprivileged user, on every worker node; median of N rounds.
+- site proxy: requests per second for small (1 KiB) cached CVMFS objects through the site squid against the
+  same objects fetched straight from the origin (the lab's stand-in stratum-1), from the first worker node,
+  with the same client processes and keep-alive connections (lab/proxy-load.py).
 
-usage: lab/bench.py [--rounds N] [--inventory inventories/lab/hosts.yml]
+usage: lab/bench.py [--rounds N] [--seconds S] [--only launch|proxy] [--inventory inventories/lab/hosts.yml]
 """
 
 from __future__ import annotations
@@ -48,12 +51,51 @@ def launch(inventory, rounds):
         print(f"  {host:<8} {pilot:>9.3f} {bare:>8.3f} {pilot / bare:>6.2f}")
 
 
+def proxy(inventory, seconds, clients=2, objects=64):
+    squid = f"{inventory_groups(inventory)['squids'][0]}:3128"
+    prefix = "http://stratum1.sitekit.lab:8000/cvmfs/images.sitekit.lab/data"
+    worker = inventory_groups(inventory)["worker_nodes"][0]
+    args = f"{TOP / 'lab' / 'proxy-load.py'} {squid} {prefix} {objects} {seconds} {clients}"
+    result = ansible_module(inventory, worker, "ansible.builtin.script", {"cmd": args, "executable": "python3"})[worker]
+    if result.get("rc") != 0:
+        sys.exit(f"bench: proxy load on {worker} failed: {result.get('stderr') or result.get('msg')}")
+    data = json.loads(result["stdout"])
+    through, direct = data["squid"], data["origin"]
+    if through["failed"] or direct["failed"] or through["hits"] < through["requests"]:
+        sys.exit(f"bench: not every request through the squid was a cache hit: {data}")
+    print(
+        f"site proxy ({clients} client processes x keep-alive, {objects} objects of 1 KiB, {seconds:g} s each, "
+        f"from {worker})"
+    )
+    print("  cached objects through the squid against the origin fetched directly (baseline)")
+    print(f"  {'path':<22} {'requests':>9} {'req/s':>8} {'ratio':>6}")
+    ratio = through["rps"] / direct["rps"]
+    print(f"  {'squid ' + squid:<22} {through['requests']:>9} {through['rps']:>8.0f} {ratio:>6.2f}")
+    print(f"  {'origin (direct)':<22} {direct['requests']:>9} {direct['rps']:>8.0f} {1:>6.2f}")
+
+
+def inventory_groups(inventory):
+    run = subprocess.run(
+        [str(TOP / ".venv" / "bin" / "ansible-inventory"), "-i", inventory, "--list"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    data = json.loads(run.stdout)
+    return {g: body.get("hosts", []) for g, body in data.items() if isinstance(body, dict) and "hosts" in body}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=5, help="duration of each proxy load run")
+    parser.add_argument("--only", choices=["launch", "proxy"])
     parser.add_argument("--inventory", default=str(TOP / "inventories" / "lab" / "hosts.yml"))
     args = parser.parse_args()
-    launch(args.inventory, args.rounds)
+    if args.only in (None, "launch"):
+        launch(args.inventory, args.rounds)
+    if args.only in (None, "proxy"):
+        proxy(args.inventory, args.seconds)
 
 
 if __name__ == "__main__":

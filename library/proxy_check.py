@@ -158,6 +158,11 @@ denied_response:
   description: The answer for O(denied_url) (same keys as RV(first)); null when not asked.
   returned: always
   type: dict
+message:
+  description: Every problem with its cause and remedy in one line; null when RV(ok).
+  returned: always
+  type: str
+  sample: "proxy_check squid1:3128: the second fetch of http://... did not come from the cache (...): ... Fix: ..."
 problems:
   description: Each problem with its cause and remedy.
   returned: always

@@ -189,7 +189,7 @@ def check(proxy: str, url: str, denied_url: str | None, timeout: float) -> dict:
                     "frontier-squid: RESTRICT_DEST)",
                 }
             )
-    return {
+    result = {
         "proxy": f"{host}:{port}",
         "url": url,
         "first": first,
@@ -202,6 +202,8 @@ def check(proxy: str, url: str, denied_url: str | None, timeout: float) -> dict:
         "problems": problems,
         "ok": not problems,
     }
+    result["message"] = failure_message(result)
+    return result
 
 
 def failure_message(result: dict) -> str | None:

@@ -29,16 +29,29 @@ CASES = [
     ("cvmfs", {"cvmfs_http_proxy": [["http://squid1:3128", "DIRECT"]]}, "cvmfs_http_proxy"),
     ("cvmfs", {"cvmfs_http_proxy": ["https://squid1:3128"]}, "cvmfs_http_proxy"),
     ("cvmfs", {"cvmfs_keepalive_interval": 30}, "cvmfs_keepalive_interval=30 must be positive and less than half"),
+    (
+        "squid",
+        {"squid_client_networks": ["10.1.2.0/33"]},
+        "squid_client_networks: '10.1.2.0/33' is not a network in CIDR",
+    ),
+    ("squid", {"squid_cache_dir_size_mb": -5}, "squid_cache_dir_size_mb: -5 is out of range"),
+    ("squid", {"squid_cache_mem": "lots"}, "squid_cache_mem: 'lots' is not a size. Give a positive size"),
+    ("squid", {"squid_port": 70000}, "squid_port: 70000 is out of range 1-65535"),
+    ("squid", {"squid_cvmfs_domains": [], "squid_frontier_domains": []}, "the squid would serve nothing"),
+    ("wpad", {"wpad_proxies": ["squid1"]}, "wpad_proxies: 'squid1' has no port"),
 ]
+# Roles that run on the proxies rather than the worker nodes.
+GROUP = {"squid": "squids", "wpad": "squids"}
 
 
 @pytest.mark.parametrize(("role", "bad", "message"), CASES, ids=[f"{c[0]}-{next(iter(c[1]))}" for c in CASES])
 def test_bad_input_fails_before_any_change(hostvars, apply_role, role, bad, message):
-    if "worker_nodes" not in hostvars.get("group_names", []):
-        pytest.skip("the roles under test run on worker nodes")
+    group = GROUP.get(role, "worker_nodes")
+    if group not in hostvars.get("group_names", []):
+        pytest.skip(f"the {role} role runs on the {group} nodes")
     if not hostvars.get(f"{role}_enabled", True):
         pytest.skip(f"the {role} role is off for this distribution in the lab")
-    run = apply_role(role, bad)
+    run = apply_role(role, {"sitekit_test_hosts": group, **bad})
     out = re.sub(r"\s+", " ", run.stdout + run.stderr)
     assert run.returncode != 0, out[-2000:]
     assert re.sub(r"\s+", " ", message) in out, out[-3000:]
