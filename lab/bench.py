@@ -8,7 +8,12 @@
   same objects fetched straight from the origin (the lab's stand-in stratum-1), from the first worker node,
   with the same client processes and keep-alive connections (lab/proxy-load.py).
 
-usage: lab/bench.py [--rounds N] [--seconds S] [--only launch|proxy] [--inventory inventories/lab/hosts.yml]
+- site scale: the lab grown to 8 worker nodes (wn3..wn8 added for the run, removed after): the first converge and
+  the no-op converge, then the compliance run (tools/compliance.py: site playbook in check mode + launch + proxy
+  check) on 1, 2, 4 and 8 worker nodes, wall time and the controller's CPU time, fitted to a + b*n and
+  extrapolated to 1000 nodes from one 2-core controller; baseline and tuned settings (--tuned-env) in the same run.
+
+usage: lab/bench.py [--rounds N] [--seconds S] [--only launch|proxy|scale] [--inventory inventories/lab/hosts.yml]
 """
 
 from __future__ import annotations
@@ -16,9 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import resource
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 TOP = Path(__file__).resolve().parent.parent
@@ -74,6 +82,118 @@ def proxy(inventory, seconds, clients=2, objects=64):
     print(f"  {'origin (direct)':<22} {direct['requests']:>9} {direct['rps']:>8.0f} {1:>6.2f}")
 
 
+EXTRA_WORKERS = [f"wn{i}" for i in range(3, 9)]
+# What the compliance run is tuned with (ansible.cfg is the baseline): facts cached between runs, only the
+# fact subsets the roles read, more forks, the free strategy (no node waits for the slowest at each task).
+TUNED_ENV = {
+    "ANSIBLE_GATHERING": "smart",
+    "ANSIBLE_CACHE_PLUGIN": "ansible.builtin.jsonfile",
+    "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(TOP / ".lab" / "facts"),
+    "ANSIBLE_CACHE_PLUGIN_TIMEOUT": "86400",
+    "ANSIBLE_GATHER_SUBSET": "!all,!min,distribution,platform,pkg_mgr,service_mgr,local,selinux,apparmor,python",
+    "ANSIBLE_FORKS": "50",
+    "ANSIBLE_STRATEGY": "free",
+}
+
+
+def timed(argv, env=None):
+    """Run argv; return (wall seconds, controller CPU seconds of the children, CompletedProcess)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    run = subprocess.run(argv, capture_output=True, text=True, cwd=TOP, env=dict(os.environ, **(env or {})))
+    wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, run
+
+
+def scale_inventory(inventory):
+    """The lab inventory plus wn3..wn8 (10.89.77.23-28) as worker nodes, written to .lab/bench/hosts.yml."""
+    import yaml
+
+    data = yaml.safe_load(Path(inventory).read_text())
+    workers = data["all"]["children"]["worker_nodes"]["hosts"]
+    for i, name in enumerate(EXTRA_WORKERS, start=23):
+        workers[name] = {"ansible_host": f"10.89.77.{i}"}
+    out = TOP / ".lab" / "bench"
+    out.mkdir(parents=True, exist_ok=True)
+    # group_vars next to the inventory file: link the lab's.
+    link = out / "group_vars"
+    if not link.exists():
+        link.symlink_to(Path(inventory).resolve().parent / "group_vars")
+    path = out / "hosts.yml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return str(path)
+
+
+def scale(inventory, keep=False):
+    inv = scale_inventory(inventory)
+    play = [str(TOP / ".venv" / "bin" / "ansible-playbook"), "-i", inv]
+    subprocess.run([sys.executable, str(TOP / "lab" / "lab.py"), "up", "--inventory", inv], check=True, cwd=TOP)
+    try:
+        new = ",".join(EXTRA_WORKERS)
+        subprocess.run([*play, "lab/cvmfs-standin.yml", "--limit", new], check=True, capture_output=True, cwd=TOP)
+        wall, cpu, run = timed([*play, "playbooks/site.yml", "--limit", new])
+        if run.returncode:
+            sys.exit(f"bench: first converge failed:\n{run.stdout[-3000:]}")
+        n = len(EXTRA_WORKERS)
+        print(f"site scale (worker nodes; controller: {os.cpu_count()} cores)")
+        print(
+            f"  first converge of {n} fresh worker nodes at once: {wall:.0f} s wall, {cpu:.0f} s controller CPU "
+            f"({cpu / n:.1f} s CPU per node)"
+        )
+        wall, cpu, run = timed([*play, "playbooks/site.yml", "--limit", "wn1"])
+        changed = re.findall(r"changed=(\d+)", run.stdout)
+        print(f"  no-op converge of one worker node: {wall:.1f} s wall, {cpu:.1f} s controller CPU (changed={changed})")
+        workers = ["wn1", "wn2", *EXTRA_WORKERS]
+        for label, env in (("baseline (ansible.cfg)", {}), ("tuned", TUNED_ENV)):
+            points = []
+            print(f"  compliance run, {label}:")
+            print(f"    {'nodes':>5} {'wall s':>7} {'CPU s':>7} {'verdict':>8}")
+            for count in (1, 2, 4, 8):
+                limit = ",".join(workers[:count])
+                argv = [
+                    sys.executable,
+                    str(TOP / "tools" / "compliance.py"),
+                    "-i",
+                    inv,
+                    "--limit",
+                    limit,
+                    "--out",
+                    str(TOP / ".lab" / "bench" / f"compliance-{count}"),
+                ]
+                if env is TUNED_ENV and count == 1:
+                    timed(argv, env)  # fills the fact cache, as an hourly gate's earlier runs would
+                wall, cpu, run = timed(argv, env)
+                verdict = "pass" if run.returncode == 0 else f"exit {run.returncode}"
+                points.append((count, wall, cpu))
+                print(f"    {count:>5} {wall:>7.1f} {cpu:>7.1f} {verdict:>8}")
+            fit_cpu = fit(points, 2)
+            fit_wall = fit(points, 1)
+            cores = os.cpu_count() or 2
+            cpu_1000 = fit_cpu[0] + fit_cpu[1] * 1000
+            # At scale the controller's CPU is the limit: wall >= CPU / cores (forks overlap the nodes' own time).
+            wall_1000 = max(cpu_1000 / cores, fit_wall[0] + fit_wall[1] * 1000 / 50)
+            print(
+                f"    fit: CPU = {fit_cpu[0]:.1f} s + {fit_cpu[1]:.2f} s/node; "
+                f"1000 nodes: {cpu_1000 / 60:.0f} min CPU, >= {wall_1000 / 60:.0f} min wall on {cores} cores "
+                f"(goal 15 min)"
+            )
+    finally:
+        if not keep:
+            names = [f"sitekit-lab-{n}" for n in EXTRA_WORKERS]
+            subprocess.run(["podman", "rm", "-f", "-t", "0", *names], capture_output=True)
+
+
+def fit(points, index):
+    """Least squares a + b*n over (n, wall, cpu) points, on column index (1 wall, 2 cpu)."""
+    xs = [p[0] for p in points]
+    ys = [p[index] for p in points]
+    mx, my = statistics.mean(xs), statistics.mean(ys)
+    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    return my - b * mx, b
+
+
 def inventory_groups(inventory):
     run = subprocess.run(
         [str(TOP / ".venv" / "bin" / "ansible-inventory"), "-i", inventory, "--list"],
@@ -89,13 +209,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=5, help="duration of each proxy load run")
-    parser.add_argument("--only", choices=["launch", "proxy"])
+    parser.add_argument("--only", choices=["launch", "proxy", "scale"])
+    parser.add_argument("--keep", action="store_true", help="keep the extra scale nodes")
     parser.add_argument("--inventory", default=str(TOP / "inventories" / "lab" / "hosts.yml"))
     args = parser.parse_args()
     if args.only in (None, "launch"):
         launch(args.inventory, args.rounds)
     if args.only in (None, "proxy"):
         proxy(args.inventory, args.seconds)
+    if args.only in (None, "scale"):
+        scale(args.inventory, args.keep)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ needs the same answer. Pure standard library, importable without Ansible. The pi
 - ``parse_mountinfo`` reads /proc/self/mountinfo; ``mount_state`` says whether a path is mounted, by what, and
   whether its parent is an autofs mount;
 - ``access_repository`` stats, lists and reads a repository in a child process under a timeout (a hung FUSE
-  mount hangs the child, never the caller), using ``run_with_timeout``;
+  mount hangs the child, never the caller), using ``run_with_timeout`` (``sitekit_proc``);
 - ``classify_error`` maps an errno (or its text, or a timeout) to a cause and a remedy;
 - ``repository_result`` and ``failure_message`` put it together.
 
@@ -18,15 +18,18 @@ implementation notes); the recorded cases the tests use are in tests/unit/data/c
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import os
 import re
-import signal
-import subprocess
 import sys
-import time
+
+# Ansible's AnsiballZ bundles module_utils/sitekit_proc.py with a module that imports this file; a node-side command
+# finds it next to this file (sitekit's library directory on sys.path).
+try:
+    from ansible.module_utils.sitekit_proc import run_in_session
+except ImportError:
+    from sitekit_proc import run_in_session
 
 DEFAULT_MOUNTPOINT = "/cvmfs"
 DEFAULT_TIMEOUT = 30
@@ -210,49 +213,15 @@ print(json.dumps(out))
 """
 
 
-def _kill_group(pid):
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-
-
 def run_with_timeout(argv, timeout, grace=0.5):
-    """Run ``argv`` in a new session; after ``timeout`` seconds SIGKILL the session.
+    """Run ``argv`` in a new session; after ``timeout`` seconds SIGKILL the session (``sitekit_proc``).
 
     A process stuck in the kernel (uninterruptible FUSE wait) may not die: after ``grace`` seconds more it is
     left behind, so this returns within timeout + grace whatever the mount does. Returns a dict: rc (None when
-    left behind), stdout, stderr, seconds, timed_out, killed (the child is gone).
+    left behind), stdout, stderr, seconds, timed_out, killed (the child is gone), leftover.
     """
-    start = time.monotonic()
-    proc = subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd="/",
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C", "LC_ALL": "C"},
-        start_new_session=True,
-    )
-    timed_out = False
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        _kill_group(proc.pid)
-        try:
-            out, err = proc.communicate(timeout=grace)
-        except subprocess.TimeoutExpired:
-            out, err = b"", b""
-            for stream in (proc.stdout, proc.stderr):
-                with contextlib.suppress(OSError):
-                    stream.close()
-    return {
-        "rc": proc.returncode,
-        "stdout": (out or b"").decode("utf-8", "replace"),
-        "stderr": (err or b"").decode("utf-8", "replace"),
-        "seconds": round(time.monotonic() - start, 3),
-        "timed_out": timed_out,
-        "killed": proc.returncode is not None,
-    }
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C", "LC_ALL": "C"}
+    return run_in_session(argv, timeout, env=env, cwd="/", grace=grace)
 
 
 def access_repository(path, rel=None, timeout=DEFAULT_TIMEOUT, python=None, xattrs=CVMFS_XATTRS):

@@ -18,13 +18,16 @@ texts the tests use were recorded from real Apptainer runs (tests/unit/data/laun
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shlex
-import signal
-import subprocess
-import time
+
+# Ansible's AnsiballZ bundles module_utils/sitekit_proc.py with a module that imports this file; a node-side command
+# finds it next to this file (sitekit's library directory on sys.path).
+try:
+    from ansible.module_utils.sitekit_proc import run_in_session
+except ImportError:
+    from sitekit_proc import run_in_session
 
 # Where the scratch directory appears inside the container, and the working directory there (as GlideinWMS).
 CONTAINER_HOME = "/srv"
@@ -269,88 +272,13 @@ def launch_env(user, scratch, apptainer, host_env, search_path):
     return env
 
 
-def _session_members(leader):
-    """PIDs of the live (not zombie) processes whose session is ``leader`` (read from /proc/*/stat)."""
-    members = []
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return members
-    for name in names:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", encoding="utf-8", errors="replace") as handle:
-                stat = handle.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()
-        # A killed process stays a zombie until its new parent reaps it: it runs no more.
-        if len(fields) > 3 and fields[3] == str(leader) and fields[0] not in ("Z", "X"):
-            members.append(int(name))
-    return members
-
-
-def _kill_session(leader):
-    """SIGKILL the process group ``leader`` leads and every process still in its session; the survivors."""
-    with contextlib.suppress(OSError):
-        os.killpg(leader, signal.SIGKILL)
-    for _ in range(20):
-        left = [p for p in _session_members(leader) if p != leader]
-        if not left:
-            return []
-        for member in left:
-            with contextlib.suppress(OSError):
-                os.kill(member, signal.SIGKILL)
-        time.sleep(0.05)
-    return _session_members(leader)
-
-
 def run_as(argv, env, cwd, timeout, uid=None, gid=None, user=None):
-    """Run ``argv`` as ``uid``/``gid`` (with ``user``'s groups) in a new session; stdin is /dev/null.
+    """Run ``argv`` as ``uid``/``gid`` (with ``user``'s groups) in a new session; stdin is /dev/null (``sitekit_proc``).
 
     Returns a dict: rc, stdout, stderr, seconds (wall time), timed_out, leftover (PIDs that survived the
-    kill; empty unless something escaped the session). On a timeout the whole session gets SIGKILL.
+    kill; empty unless something escaped the session), killed. On a timeout the whole session gets SIGKILL.
     """
-
-    def demote():
-        if uid is not None:
-            os.setgid(gid)
-            os.initgroups(user, gid)
-            os.setuid(uid)
-
-    start = time.monotonic()
-    proc = subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        cwd=cwd,
-        start_new_session=True,
-        preexec_fn=demote if uid is not None else None,  # the module is single-threaded
-    )
-    timed_out = False
-    leftover = []
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        leftover = _kill_session(proc.pid)
-        try:
-            out, err = proc.communicate(timeout=5)
-        except subprocess.TimeoutExpired:  # a survivor holds the pipes: give up on the rest of the output
-            proc.kill()
-            out, err = b"", b""
-    seconds = time.monotonic() - start
-    return {
-        "rc": proc.returncode,
-        "stdout": out.decode("utf-8", "replace") if isinstance(out, bytes) else out or "",
-        "stderr": err.decode("utf-8", "replace") if isinstance(err, bytes) else err or "",
-        "seconds": round(seconds, 3),
-        "timed_out": timed_out,
-        "leftover": leftover,
-    }
+    return run_in_session(argv, timeout, env=env, cwd=cwd, uid=uid, gid=gid, user=user, grace=5.0)
 
 
 def count_processes(proc="/proc"):

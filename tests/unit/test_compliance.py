@@ -1,0 +1,125 @@
+"""tools/compliance.py on a recorded run: the lab with squid1 drifted (a line added to squid.conf) and wn2 broken
+(its CVMFS repository unmountable), recorded with `./run compliance` (ansible.posix.json callback output) on
+2026-11-22. Also: every task of every role carries a known control id."""
+
+import gzip
+import json
+import re
+import sys
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+import yaml
+
+TOP = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(TOP / "tools"))
+import compliance  # noqa: E402 (tools/ is not a package)
+
+DATA = TOP / "tests" / "unit" / "data" / "compliance"
+RECORDED = json.loads(gzip.decompress((DATA / "lab-drifted-and-broken.json.gz").read_bytes()))
+GROUPS = {"squids": ["squid1"], "worker_nodes": ["wn1", "wn2"]}
+
+
+@pytest.fixture(scope="module")
+def summary():
+    nodes = compliance.collect(RECORDED)
+    return compliance.summarise(nodes, RECORDED["stats"], "lab", "recorded", GROUPS)
+
+
+def failing(summary):
+    return {
+        (n["name"], cid): r
+        for n in summary["nodes"]
+        for cid, r in n["results"].items()
+        if r["status"] in ("drift", "fail")
+    }
+
+
+def test_exactly_the_drifted_and_the_broken_node_are_named(summary):
+    assert set(failing(summary)) == {
+        ("squid1", "SK-SQUID-02"),
+        ("wn2", "SK-LAUNCH-01"),
+        ("wn2", "SK-CVMFS-05:images.sitekit.lab"),
+    }
+    assert {n["name"]: n["status"] for n in summary["nodes"]} == {"squid1": "drift", "wn1": "ok", "wn2": "fail"}
+    assert summary["verdict"] == "fail"
+    assert summary["totals"] == {"nodes": 3, "ok": 1, "drift": 1, "fail": 1, "unreachable": 0}
+
+
+def test_drift_carries_the_diff_and_the_remedy(summary):
+    drift = failing(summary)[("squid1", "SK-SQUID-02")]
+    assert "-client_db off" in drift["detail"] and "/etc/squid/squid.conf" in drift["detail"]
+    assert drift["remedy"] == "run playbooks/site.yml --limit squid1 --tags squid"
+
+
+def test_readiness_cells_carry_the_modules_cause_and_remedy(summary):
+    launch = failing(summary)[("wn2", "SK-LAUNCH-01")]
+    assert "does not exist" in launch["detail"] and launch["remedy"].startswith("point image at")
+    repo = failing(summary)[("wn2", "SK-CVMFS-05:images.sitekit.lab")]
+    assert repo["value"] == "ENOENT" and "cvmfs_config probe images.sitekit.lab" in repo["remedy"]
+    wn1 = next(n for n in summary["nodes"] if n["name"] == "wn1")["results"]
+    assert wn1["SK-KERNEL-01"]["value"] == "unprivileged" and wn1["SK-USERNS-10"]["value"] == "on"
+    assert re.fullmatch(r"\d\.\d\d s", wn1["SK-LAUNCH-01"]["value"])
+    assert wn1["SK-PROXY-01"]["status"] == "ok"
+
+
+def test_columns_are_known_controls_readiness_first(summary):
+    ids = [c["id"] for c in summary["controls"]]
+    assert "SK-CVMFS-05" not in ids  # only per repository
+    assert ids[:3] == ["SK-KERNEL-01", "SK-USERNS-10", "SK-LAUNCH-01"]
+    assert all(i.partition(":")[0] in compliance.CONTROLS for i in ids)
+
+
+def test_junit_has_one_case_per_node_and_control_and_fails_exactly_those(summary):
+    suite = compliance.junit(summary).getroot().find("testsuite")
+    cases = list(suite.iter("testcase"))
+    assert len({(c.get("classname"), c.get("name")) for c in cases}) == len(cases) == int(suite.get("tests"))
+    failed = {(c.get("classname"), c.get("name").split()[0]) for c in cases if c.find("failure") is not None}
+    assert failed == set(failing(summary)) and suite.get("failures") == "3"
+
+
+def test_the_command_exits_1_and_writes_its_files(tmp_path):
+    raw = tmp_path / "ansible.json"
+    raw.write_text(json.dumps(RECORDED))
+    code = compliance.main(["--from-json", str(raw), "--out", str(tmp_path / "out")])
+    assert code == 1
+    ET.parse(tmp_path / "out" / "junit.xml")
+    assert json.loads((tmp_path / "out" / "compliance.json").read_text())["verdict"] == "fail"
+    assert "wn2" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_a_clean_run_passes():
+    clean = json.loads(json.dumps(RECORDED))
+    for play in clean["plays"]:
+        for task in play["tasks"]:
+            for res in task["hosts"].values():
+                for item in res.get("results", [res]) if isinstance(res.get("results"), list) else [res]:
+                    item.pop("changed", None)
+                    if "readable" in json.dumps(item) and "repositories" in item:
+                        for repo in item["repositories"]:
+                            repo["readable"] = True
+                    if "launch_seconds" in item:
+                        item["ready"] = True
+    summary = compliance.summarise(compliance.collect(clean), {}, "lab", "edited", GROUPS)
+    assert summary["verdict"] == "pass", failing(summary)
+
+
+def _tasks(path):
+    for task in yaml.safe_load(path.read_text()) or []:
+        yield task
+        for key in ("block", "rescue", "always"):
+            yield from (t for t in task.get(key, []))
+
+
+ROLE_TASKS = sorted(p for p in (TOP / "roles").glob("*/tasks/*.yml"))
+
+
+@pytest.mark.parametrize("path", ROLE_TASKS, ids=lambda p: f"{p.parent.parent.name}/{p.name}")
+def test_every_role_task_carries_a_known_control_id(path):
+    for task in _tasks(path):
+        name = task.get("name", "")
+        match = compliance.CONTROL_ID.search(name) or re.search(r"\[\{\{ base_install_control \}\}\]", name)
+        assert match, f"{path.relative_to(TOP)}: task without a control id: {name!r}"
+        if compliance.CONTROL_ID.search(name):
+            assert match.group(1) in compliance.CONTROLS, f"{name!r}: unknown control {match.group(1)}"

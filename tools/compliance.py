@@ -1,0 +1,385 @@
+#!/usr/bin/env python3
+"""sitekit's compliance gate: the site playbook in check mode, read result by result.
+
+usage: tools/compliance.py [-i INVENTORY] [--out DIR] [--limit PATTERN] [--playbook PLAYBOOK]
+                           [--from-json RESULTS.json]
+
+Runs ``ansible-playbook PLAYBOOK --check --diff`` (default playbooks/compliance.yml: the site playbook,
+then a real container launch and a proxy check on every worker node) with the JSON callback, and
+sorts every task result into a control by the id in the task's name (``[SK-SQUID-02]``):
+
+* a control is ``drift`` on a node when one of its tasks would change something (check mode reports
+  ``changed``; ansible-playbook itself exits 0 then), ``fail`` when one failed, and ``ok`` otherwise;
+* readiness controls read the modules' own verdicts: the kernel (``kernel_compat``), each CVMFS
+  repository (``cvmfs_probe``), the container launch (``container_launch``), the proxies
+  (``proxy_check``) and the HTCondor readiness attribute (``SitekitReady``).
+
+Writes DIR/compliance.json (the summary), DIR/junit.xml (one test case per node and control),
+DIR/report.html (tools/sitekit_report.py) and DIR/ansible.json (the raw results), prints a short table,
+and exits 0 when every node is compliant and ready, 1 when one is not, 2 when the run itself broke.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+TOP = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(TOP / "tools"))
+import sitekit_report  # noqa: E402 (tools/ is not a package)
+
+CONTROL_ID = re.compile(r"\[(SK-[A-Z]+-\d+)\]")
+# Titles and columns, in report order; readiness first (what jobs need), then configuration.
+CONTROLS = {
+    "SK-KERNEL-01": ("Kernel verdict", "readiness"),
+    "SK-USERNS-10": ("User namespaces", "readiness"),
+    "SK-LAUNCH-01": ("Container launch", "readiness"),
+    "SK-CVMFS-05": ("CVMFS", "readiness"),  # expanded per repository: SK-CVMFS-05:<repo>
+    "SK-PROXY-01": ("Proxy", "readiness"),
+    "SK-HTC-10": ("HTCondor SitekitReady", "readiness"),
+    "SK-BASE-00": ("base: variables", "config"),
+    "SK-BASE-01": ("base: packages", "config"),
+    "SK-BASE-02": ("base: local fact", "config"),
+    "SK-USERNS-00": ("userns: plan", "config"),
+    "SK-USERNS-01": ("userns: sysctls", "config"),
+    "SK-USERNS-02": ("userns: boot arguments", "config"),
+    "SK-USERNS-03": ("userns: AppArmor", "config"),
+    "SK-USERNS-04": ("userns: network namespaces", "config"),
+    "SK-CVMFS-00": ("cvmfs: variables", "config"),
+    "SK-CVMFS-01": ("cvmfs: client install", "config"),
+    "SK-CVMFS-02": ("cvmfs: client configuration", "config"),
+    "SK-CVMFS-03": ("cvmfs: mounts", "config"),
+    "SK-CVMFS-04": ("cvmfs: keep-alive", "config"),
+    "SK-APPT-00": ("apptainer: variables", "config"),
+    "SK-APPT-01": ("apptainer: install", "config"),
+    "SK-APPT-02": ("apptainer.conf", "config"),
+    "SK-APPT-03": ("apptainer: pilot environment", "config"),
+    "SK-APPT-04": ("apptainer: probe account", "config"),
+    "SK-SQUID-00": ("squid: variables", "config"),
+    "SK-SQUID-01": ("squid: install", "config"),
+    "SK-SQUID-02": ("squid: configuration", "config"),
+    "SK-SQUID-03": ("squid: service", "config"),
+    "SK-WPAD-00": ("wpad: variables", "config"),
+    "SK-WPAD-01": ("wpad: web server", "config"),
+    "SK-WPAD-02": ("wpad: PAC file", "config"),
+}
+# The role (and so the site playbook's tag) behind each control prefix, for the drift remedy.
+ROLE_TAG = {
+    "BASE": "base",
+    "USERNS": "userns",
+    "KERNEL": "userns",
+    "CVMFS": "cvmfs",
+    "APPT": "apptainer",
+    "SQUID": "squid",
+    "WPAD": "wpad",
+    "HTC": "htcondor_apptainer",
+}
+# Controls whose cells come from a module's verdict, not from the tasks' changed/ok.
+READINESS = {cid for cid, (_, group) in CONTROLS.items() if group == "readiness"}
+RANK = {"skip": 0, "ok": 1, "drift": 2, "fail": 3}
+
+
+def _title(cid: str) -> tuple[str, str]:
+    base, _, instance = cid.partition(":")
+    title, group = CONTROLS.get(base, (base, "config"))
+    return (f"{title} {instance}" if instance else title), group
+
+
+def _merge(results: dict, cid: str, status: str, value: str = "", detail: str = "", remedy: str = "") -> None:
+    have = results.get(cid)
+    if have is None or RANK[status] > RANK[have["status"]]:
+        results[cid] = {"status": status, "value": value, "detail": detail, "remedy": remedy}
+    elif have and RANK[status] == RANK[have["status"]] and detail and detail not in have["detail"]:
+        have["detail"] = (have["detail"] + "\n" + detail).strip()
+
+
+def _diff_text(result: dict) -> str:
+    diffs = result.get("diff")
+    if isinstance(diffs, dict):
+        diffs = [diffs]
+    out = []
+    for d in diffs or []:
+        if d.get("prepared"):
+            out.append(str(d["prepared"]))
+            continue
+        if "before" in d or "after" in d:
+            header = d.get("before_header") or d.get("after_header") or ""
+            before, after = d.get("before", ""), d.get("after", "")
+            if isinstance(before, dict) or isinstance(after, dict):
+                out.append(f"{header}: {json.dumps(before, sort_keys=True)} -> {json.dumps(after, sort_keys=True)}")
+            else:
+                import difflib
+
+                out.extend(
+                    difflib.unified_diff(
+                        str(before).splitlines(),
+                        str(after).splitlines(),
+                        f"{header} (node)",
+                        f"{header} (site)",
+                        lineterm="",
+                    )
+                )
+    if not out and result.get("msg"):
+        out.append(str(result["msg"]))
+    return "\n".join(out)[:4000]
+
+
+def _readiness(cid: str, task: str, result: dict, results: dict, host: str) -> bool:
+    """Fill readiness controls from a module's own verdict; True when the result was one of them."""
+    if "userns_enabled" in result and "mode" in result and "remediation" in result:  # kernel_compat
+        remedies = result.get("remediation") or []
+        first = remedies[0] if remedies else {}
+        remedy = first.get("action") or first.get("command") or first.get("reason") or ""
+        ok = bool(result.get("ready", result.get("mode") == "unprivileged"))
+        _merge(
+            results, "SK-KERNEL-01", "ok" if ok else "fail", str(result.get("mode")), first.get("reason", ""), remedy
+        )
+        _merge(
+            results,
+            "SK-USERNS-10",
+            "ok" if result["userns_enabled"] else "fail",
+            "on" if result["userns_enabled"] else "off",
+            first.get("reason", ""),
+            remedy,
+        )
+        return True
+    if "repositories" in result and isinstance(result["repositories"], list) and "ok" in result:  # cvmfs_probe
+        for repo in result["repositories"]:
+            status = "ok" if repo.get("readable") else "fail"
+            value = f"{repo.get('seconds', 0):.2f} s" if repo.get("readable") else str(repo.get("errno") or "error")
+            _merge(
+                results,
+                f"SK-CVMFS-05:{repo['name']}",
+                status,
+                value,
+                f"{repo.get('error') or ''}\n{repo.get('cause') or ''}".strip(),
+                repo.get("remedy") or "",
+            )
+        return True
+    if "launch_seconds" in result or ("checks" in result and "image" in result):  # container_launch
+        ready = bool(result.get("ready"))
+        failed = [f"{k}: {v.get('detail')}" for k, v in (result.get("checks") or {}).items() if not v.get("ok")]
+        seconds = result.get("launch_seconds")
+        _merge(
+            results,
+            "SK-LAUNCH-01",
+            "ok" if ready else "fail",
+            f"{seconds:.2f} s" if isinstance(seconds, (int, float)) else "not ready",
+            "\n".join([result.get("cause") or "", *failed, result.get("error") or ""]).strip(),
+            result.get("remedy") or "",
+        )
+        return True
+    if "cached" in result and "proxy" in result and "problems" in result:  # proxy_check
+        problems = result.get("problems") or []
+        second = result.get("second") or {}
+        _merge(
+            results,
+            "SK-PROXY-01",
+            "ok" if result.get("ok") else "fail",
+            f"{result['proxy']} hit {second.get('seconds', 0) * 1000:.1f} ms"
+            if result.get("cached")
+            else result["proxy"],
+            "; ".join(p["problem"] for p in problems),
+            "; ".join(p["remedy"] for p in problems),
+        )
+        return True
+    if cid == "SK-HTC-10" and "stdout" in result:  # the HTCondor readiness attribute, as the collector has it
+        text = result.get("stdout", "").strip()
+        ready = text.lower().startswith("true")
+        _merge(results, cid, "ok" if ready else "fail", text.split()[0] if text else "missing", text, "")
+        return True
+    return False
+
+
+def collect(data: dict) -> dict[str, dict]:
+    """{host: {control id: result}} from the JSON callback's output."""
+    nodes: dict[str, dict] = {}
+    for play in data.get("plays", []):
+        for task in play.get("tasks", []):
+            name = task.get("task", {}).get("name", "")
+            match = CONTROL_ID.search(name)
+            for host, res in task.get("hosts", {}).items():
+                results = nodes.setdefault(host, {})
+                if not match:
+                    continue
+                cid = match.group(1)
+                items = res.get("results") if isinstance(res.get("results"), list) else [res]
+                for item in items:
+                    if item.get("skipped"):
+                        results.setdefault(cid, {"status": "skip", "value": "", "detail": "", "remedy": ""})
+                        continue
+                    if _readiness(cid, name, item, results, host):
+                        continue
+                    if cid in READINESS and not item.get("failed"):
+                        continue  # a readiness control's bookkeeping tasks (set_fact...): its verdict comes above
+                    tag = ROLE_TAG.get(cid.split("-")[1], "")
+                    fix = f"run playbooks/site.yml --limit {host}" + (f" --tags {tag}" if tag else "")
+                    if item.get("unreachable"):
+                        _merge(results, "UNREACHABLE", "fail", "unreachable", str(item.get("msg", "")), "")
+                    elif item.get("failed"):
+                        _merge(results, cid, "fail", "failed", str(item.get("msg", ""))[:2000], _remedy_from(item))
+                    elif item.get("changed"):
+                        _merge(results, cid, "drift", "drift", f"{name}\n{_diff_text(item)}".strip(), fix)
+                    else:
+                        _merge(results, cid, "ok")
+    return nodes
+
+
+def _remedy_from(item: dict) -> str:
+    msg = str(item.get("msg", ""))
+    for marker in ("Fix:", "Remedy:", "remedy:"):
+        if marker in msg:
+            return msg.split(marker, 1)[1].strip()[:500]
+    return msg[:300]
+
+
+def summarise(nodes: dict, stats: dict, site: str, command: str, groups: dict[str, list[str]]) -> dict:
+    ids = set()
+    for results in nodes.values():
+        ids.update(results)
+    ids.discard("UNREACHABLE")
+    order = list(CONTROLS)
+
+    def key(cid):
+        base, _, inst = cid.partition(":")
+        return (order.index(base) if base in order else len(order), inst, cid)
+
+    controls = [{"id": c, "title": _title(c)[0], "group": _title(c)[1]} for c in sorted(ids, key=key)]
+    out_nodes = []
+    for host in sorted(set(nodes) | set(stats)):
+        results = nodes.get(host, {})
+        unreachable = "UNREACHABLE" in results or stats.get(host, {}).get("unreachable", 0) > 0
+        statuses = [r["status"] for c, r in results.items() if c != "UNREACHABLE"]
+        status = (
+            "unreachable"
+            if unreachable
+            else "fail"
+            if "fail" in statuses or stats.get(host, {}).get("failures", 0)
+            else "drift"
+            if "drift" in statuses
+            else "ok"
+        )
+        out_nodes.append(
+            {
+                "name": host,
+                "status": status,
+                "groups": sorted(
+                    g for g, members in groups.items() if host in members and g not in ("all", "ungrouped")
+                ),
+                "results": {c: r for c, r in results.items() if c != "UNREACHABLE"},
+            }
+        )
+    totals = {"nodes": len(out_nodes)}
+    for s in ("ok", "drift", "fail", "unreachable"):
+        totals[s] = sum(n["status"] == s for n in out_nodes)
+    return {
+        "version": 1,
+        "site": site,
+        "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "command": command,
+        "verdict": "pass" if totals["ok"] == totals["nodes"] and out_nodes else "fail",
+        "controls": controls,
+        "nodes": out_nodes,
+        "totals": totals,
+    }
+
+
+def junit(summary: dict) -> ET.ElementTree:
+    suite = ET.Element("testsuite", name="sitekit-compliance", timestamp=summary["generated"])
+    counts = {"tests": 0, "failures": 0, "skipped": 0}
+    titles = {c["id"]: c["title"] for c in summary["controls"]}
+    for node in summary["nodes"]:
+        for cid in [c["id"] for c in summary["controls"]]:
+            res = node["results"].get(cid)
+            if res is None and node["status"] != "unreachable":
+                continue
+            case = ET.SubElement(suite, "testcase", classname=node["name"], name=f"{cid} {titles[cid]}")
+            counts["tests"] += 1
+            if node["status"] == "unreachable":
+                ET.SubElement(case, "failure", message="node unreachable", type="unreachable")
+                counts["failures"] += 1
+            elif res["status"] in ("drift", "fail"):
+                failure = ET.SubElement(case, "failure", message=res["remedy"] or res["status"], type=res["status"])
+                failure.text = res["detail"]
+                counts["failures"] += 1
+            elif res["status"] == "skip":
+                ET.SubElement(case, "skipped", message="not applicable on this node")
+                counts["skipped"] += 1
+    for k, v in counts.items():
+        suite.set(k, str(v))
+    root = ET.Element("testsuites", name="sitekit")
+    root.append(suite)
+    ET.indent(root)
+    return ET.ElementTree(root)
+
+
+def inventory_groups(inventory: str) -> dict[str, list[str]]:
+    run = subprocess.run(
+        [str(TOP / ".venv" / "bin" / "ansible-inventory"), "-i", inventory, "--list"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    data = json.loads(run.stdout)
+    return {g: body.get("hosts", []) for g, body in data.items() if isinstance(body, dict) and "hosts" in body}
+
+
+def run_playbook(inventory: str, playbook: str, limit: str | None, extra: list[str]) -> tuple[dict, str, float]:
+    argv = ["ansible-playbook", "-i", inventory, playbook, "--check", "--diff", *extra]
+    if limit:
+        argv += ["--limit", limit]
+    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CONFIG=str(TOP / "ansible.cfg"))
+    env["PATH"] = f"{TOP / '.venv' / 'bin'}:{env.get('PATH', '')}"
+    started = time.monotonic()
+    run = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=TOP)
+    wall = time.monotonic() - started
+    try:
+        data = json.loads(run.stdout[run.stdout.index("{") :])
+    except ValueError:
+        sys.stderr.write(run.stdout[-3000:] + run.stderr[-3000:])
+        raise SystemExit(f"compliance: ansible-playbook gave no JSON result (exit {run.returncode})") from None
+    return data, " ".join(argv), wall
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-i", "--inventory", default=str(TOP / "inventories" / "lab" / "hosts.yml"))
+    parser.add_argument("--playbook", default=str(TOP / "playbooks" / "compliance.yml"))
+    parser.add_argument("--out", default=str(TOP / ".compliance"))
+    parser.add_argument("--limit")
+    parser.add_argument("--from-json", help="summarise saved ansible JSON output instead of running the playbook")
+    parser.add_argument("extra", nargs="*", help="more ansible-playbook arguments (after --)")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.from_json:
+        data, command, wall = json.loads(Path(args.from_json).read_text()), f"(from {args.from_json})", 0.0
+    else:
+        data, command, wall = run_playbook(args.inventory, args.playbook, args.limit, args.extra)
+        (out / "ansible.json").write_text(json.dumps(data))
+    nodes = collect(data)
+    summary = summarise(nodes, data.get("stats", {}), args.inventory, command, inventory_groups(args.inventory))
+    summary["seconds"] = round(wall, 1)
+    (out / "compliance.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
+    junit(summary).write(out / "junit.xml", encoding="utf-8", xml_declaration=True)
+    (out / "report.html").write_text(sitekit_report.render_html(summary))
+    print(sitekit_report.render_table(summary))
+    t = summary["totals"]
+    print(
+        f"\ncompliance: {summary['verdict'].upper()}: {t['ok']} ok, {t['drift']} drifted, {t['fail']} failed, "
+        f"{t['unreachable']} unreachable of {t['nodes']} nodes in {wall:.0f} s; "
+        f"{out}/report.html, {out}/junit.xml, {out}/compliance.json"
+    )
+    return 0 if summary["verdict"] == "pass" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
