@@ -70,6 +70,15 @@ CONTROLS = {
     "SK-WPAD-00": ("wpad: variables", "config"),
     "SK-WPAD-01": ("wpad: web server", "config"),
     "SK-WPAD-02": ("wpad: PAC file", "config"),
+    "SK-HTC-00": ("htcondor: variables", "config"),
+    "SK-HTC-01": ("htcondor: install", "config"),
+    "SK-HTC-02": ("htcondor: pool", "config"),
+    "SK-HTC-03": ("htcondor: Apptainer jobs, START", "config"),
+    "SK-HTC-04": ("htcondor: self-check", "config"),
+    "SK-HTC-05": ("htcondor: service", "config"),
+    "SK-PULL-00": ("ansible_pull: variables", "config"),
+    "SK-PULL-01": ("ansible_pull: install", "config"),
+    "SK-PULL-02": ("ansible_pull: timer", "config"),
 }
 # The role (and so the site playbook's tag) behind each control prefix, for the drift remedy.
 ROLE_TAG = {
@@ -81,6 +90,7 @@ ROLE_TAG = {
     "SQUID": "squid",
     "WPAD": "wpad",
     "HTC": "htcondor_apptainer",
+    "PULL": "ansible_pull",
 }
 # Controls whose cells come from a module's verdict, not from the tasks' changed/ok.
 READINESS = {cid for cid, (_, group) in CONTROLS.items() if group == "readiness"}
@@ -134,6 +144,17 @@ def _diff_text(result: dict) -> str:
 
 def _readiness(cid: str, task: str, result: dict, results: dict, host: str) -> bool:
     """Fill readiness controls from a module's own verdict; True when the result was one of them."""
+    if cid == "SK-HTC-10" and "classad" in result:  # node_selfcheck: what the startd cron job publishes
+        ready = bool(result.get("ready"))
+        _merge(
+            results,
+            cid,
+            "ok" if ready else "fail",
+            "SitekitReady" if ready else f"not ready ({result.get('failed_check') or '?'})",
+            "" if ready else str(result.get("reason") or ""),
+            "" if ready else str(result.get("reason") or ""),
+        )
+        return True
     if "userns_enabled" in result and "mode" in result and "remediation" in result:  # kernel_compat
         remedies = result.get("remediation") or []
         first = remedies[0] if remedies else {}
@@ -190,11 +211,6 @@ def _readiness(cid: str, task: str, result: dict, results: dict, host: str) -> b
             "; ".join(p["problem"] for p in problems),
             "; ".join(p["remedy"] for p in problems),
         )
-        return True
-    if cid == "SK-HTC-10" and "stdout" in result:  # the HTCondor readiness attribute, as the collector has it
-        text = result.get("stdout", "").strip()
-        ready = text.lower().startswith("true")
-        _merge(results, cid, "ok" if ready else "fail", text.split()[0] if text else "missing", text, "")
         return True
     return False
 
