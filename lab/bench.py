@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 
 TOP = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(TOP / "tools"))
+from compliance import inventory_groups  # noqa: E402 (tools/ is not a package)
 
 
 def ansible_module(inventory, pattern, module, args):
@@ -60,9 +62,10 @@ def launch(inventory, rounds):
 
 
 def proxy(inventory, seconds, clients=2, objects=64):
-    squid = f"{inventory_groups(inventory)['squids'][0]}:3128"
+    groups = inventory_groups(inventory)
+    squid = f"{groups['squids'][0]}:3128"
     prefix = "http://stratum1.sitekit.lab:8000/cvmfs/images.sitekit.lab/data"
-    worker = inventory_groups(inventory)["worker_nodes"][0]
+    worker = groups["worker_nodes"][0]
     args = f"{TOP / 'lab' / 'proxy-load.py'} {squid} {prefix} {objects} {seconds} {clients}"
     result = ansible_module(inventory, worker, "ansible.builtin.script", {"cmd": args, "executable": "python3"})[worker]
     if result.get("rc") != 0:
@@ -197,17 +200,6 @@ def fit(points, index):
     mx, my = statistics.mean(xs), statistics.mean(ys)
     b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
     return my - b * mx, b
-
-
-def inventory_groups(inventory):
-    run = subprocess.run(
-        [str(TOP / ".venv" / "bin" / "ansible-inventory"), "-i", inventory, "--list"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    data = json.loads(run.stdout)
-    return {g: body.get("hosts", []) for g, body in data.items() if isinstance(body, dict) and "hosts" in body}
 
 
 def main():

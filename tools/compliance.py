@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import difflib
 import json
 import os
 import re
@@ -126,8 +127,6 @@ def _diff_text(result: dict) -> str:
             if isinstance(before, dict) or isinstance(after, dict):
                 out.append(f"{header}: {json.dumps(before, sort_keys=True)} -> {json.dumps(after, sort_keys=True)}")
             else:
-                import difflib
-
                 out.extend(
                     difflib.unified_diff(
                         str(before).splitlines(),
