@@ -26,6 +26,7 @@ options:
       - Reads C(etc/os-release), C(etc/redhat-release), C(proc/sys/kernel/osrelease),
         C(proc/sys/user/max_user_namespaces), C(proc/sys/kernel/unprivileged_userns_clone),
         C(proc/sys/kernel/apparmor_restrict_unprivileged_userns), C(proc/cmdline), C(proc/filesystems), C(dev/fuse),
+        C(dev/autofs), C(lib/modules/<release>/modules.builtin) and the autofs module below C(lib/modules/<release>),
         C(etc/apparmor.d), C(etc/apptainer/apptainer.conf) (or C(usr/local/etc/apptainer/apptainer.conf), or
         singularity.conf for Singularity), C(var/lib/dpkg/status), the fusermount, fuse-overlayfs, apptainer and
         singularity binaries and the Apptainer starters below it.
@@ -171,6 +172,37 @@ apptainer:
     version: 1.3.6-1.el9
     starter: /usr/libexec/apptainer/bin/starter
     setuid_starter: null
+automount:
+  description:
+    - Whether the kernel can automount (autofs), for CVMFS's autofs mounts; judged from C(proc/filesystems) and the
+      autofs module of the running kernel under C(lib/modules/<release>) (a module not yet loaded counts: the
+      automount daemon loads it), unless the boot argument C(nomodule) forbids loading it.
+    - Not part of O(require) or C(ready): a node without autofs runs containers; it mounts CVMFS statically.
+  returned: always
+  type: dict
+  contains:
+    available:
+      description: Whether autofs works now or once its module is loaded.
+      type: bool
+    loaded:
+      description: Whether C(autofs) is registered in C(proc/filesystems) now.
+      type: bool
+    module:
+      description: The module file, V(builtin) when C(modules.builtin) lists it, or null.
+      type: str
+    reason:
+      description: The finding, as a sentence.
+      type: str
+    remedy:
+      description: What to do (load the module, a kernel with autofs, or static mounts); null when autofs is loaded.
+      type: str
+  sample:
+    available: false
+    loaded: false
+    module: null
+    reason: "kernel 6.18.44-fc-v1252 has no autofs: it is not in proc/filesystems and no autofs module exists under
+      lib/modules/6.18.44-fc-v1252"
+    remedy: boot a kernel built with autofs (CONFIG_AUTOFS_FS=y or m), or mount CVMFS repositories statically ...
 remediation:
   description:
     - The ordered steps that make the node capable of unprivileged mode with SIF images; empty when none is needed.

@@ -300,6 +300,14 @@ def classify_error(number=None, text=None, step=None, autofs=False, repository="
             f"`cvmfs_config probe {repository}`); if it stays hung, `umount -l {path}` (or kill the cvmfs2 process) "
             "and access it again",
         )
+    if step == "unmounted":
+        return (
+            f"{path} is an empty directory, not a mounted repository: its static mount (fstab) failed or was "
+            "unmounted, or nothing mounts it (neither an fstab line nor autofs)",
+            f"run `mount {path}` (the fstab line; `systemctl status $(systemd-escape -p --suffix=mount {path})` "
+            f"shows why it failed at boot) or `cvmfs_config setup` and start autofs; then "
+            f"`cvmfs_config probe {repository}`",
+        )
     if step == "child":
         return (
             "the access process failed before it could report",
@@ -389,13 +397,15 @@ def repository_result(name, mountpoint, before, after, access):
     file, xattrs, error, errno, cause, remedy.
     """
     path = os.path.join(mountpoint, name)
+    if access.get("step") is None and access.get("entries") == 0 and not after["mounted"]:
+        # A mountpoint left empty: a job would find no software there.
+        access = dict(access, step="unmounted", target=path, strerror="empty directory, nothing mounted")
     failed = access.get("step") is not None
     code = errno_of(access.get("errno"), access.get("strerror")) if failed else None
     error = cause = remedy = None
     if failed:
-        where = {"stat": "stat", "list": "list", "read": "read", "timeout": "access", "child": "access"}.get(
-            access["step"], access["step"]
-        )
+        steps = {"stat": "stat", "list": "list", "read": "read", "timeout": "access", "child": "access"}
+        where = dict(steps, unmounted="list").get(access["step"], access["step"])
         label = errno.errorcode.get(code) if code else None
         text = access.get("strerror") or "unknown error"
         error = f"{where} {access.get('target') or path}: " + (f"[{label}] {text}" if label else text)

@@ -55,6 +55,15 @@ APPTAINER_CONFS = (
 CONF_KEYS = ("allow setuid", "enable overlay", "enable underlay")
 FUSERMOUNTS = ("usr/bin/fusermount3", "usr/bin/fusermount", "bin/fusermount3", "bin/fusermount")
 FUSE_OVERLAYFS = ("usr/bin/fuse-overlayfs", "bin/fuse-overlayfs")
+# The kernel's automounter: the filesystem's name in proc/filesystems, and its module's file names below
+# lib/modules/<release>/ (autofs4 on every current kernel; compressed by the distribution or not).
+AUTOFS_FILESYSTEM = "autofs"
+AUTOFS_MODULES = tuple(
+    f"kernel/fs/{directory}/{name}.ko{suffix}"
+    for directory in ("autofs", "autofs4")
+    for name in ("autofs4", "autofs")
+    for suffix in ("", ".xz", ".zst", ".gz")
+)
 
 # OSG's value for user.max_user_namespaces where the kernel default is 0 (EL7).
 MAX_USER_NAMESPACES = 15000
@@ -298,6 +307,27 @@ def _starter_dirs_for(binary):
     return sorted(STARTER_DIRS, key=lambda d: (product not in d, local != d.startswith("usr/local/")))
 
 
+def _read_autofs(tree, release):
+    """Where the kernel's automounter is: built in (modules.builtin) or a module file for ``release``, or neither.
+
+    Returns {"autofs_module": "/lib/modules/<release>/kernel/fs/autofs/autofs4.ko" | "builtin" | None,
+    "dev_autofs": whether dev/autofs exists}. A module that is present but not loaded still counts: the
+    automount daemon (or systemd at boot) loads it.
+    """
+    module = None
+    if release:
+        for base in (f"lib/modules/{release}", f"usr/lib/modules/{release}"):
+            builtin = tree.read(base + "/modules.builtin") or ""
+            if any(line.rsplit("/", 1)[-1] in ("autofs4.ko", "autofs.ko") for line in builtin.split()):
+                module = "builtin"
+                break
+            found = _first(tree, [f"{base}/{rel}" for rel in AUTOFS_MODULES])
+            if found:
+                module = found
+                break
+    return {"autofs_module": module, "dev_autofs": tree.exists("dev/autofs")}
+
+
 def read_node(root="/", run_version=None):
     """Read the raw values the verdict depends on, from files under ``root`` only.
 
@@ -341,6 +371,7 @@ def read_node(root="/", run_version=None):
     redhat_release = tree.read("etc/redhat-release")
     kernel = tree.read("proc/sys/kernel/osrelease")
     return {
+        **_read_autofs(tree, kernel.strip() if kernel else None),
         "root": root,
         "os_release": parse_os_release(tree.read("etc/os-release")),
         "redhat_release": redhat_release.strip() if redhat_release else None,
@@ -755,6 +786,65 @@ def _advice(ctx, overlay, remediation, mode, setuid_usable):
     return advice
 
 
+def automount_verdict(facts):
+    """Can the kernel automount (autofs)? From proc/filesystems and the autofs module of the running kernel.
+
+    Returns {"available", "loaded", "module", "reason", "remedy"}: ``available`` when autofs is registered
+    (``loaded``) or its module is there to load (a module not yet loaded is not a missing one) and module
+    loading is not switched off; ``remedy`` is None when autofs is loaded.
+    """
+    filesystems = facts.get("filesystems")
+    module = facts.get("autofs_module")
+    kernel = facts.get("kernel_release") or "unknown"
+    nomodule = "nomodule" in (facts.get("cmdline") or "").split()
+    static = (
+        "or mount CVMFS repositories statically from /etc/fstab (sitekit: cvmfs_mount_mode: static, or auto, "
+        "which picks static mounts where the kernel cannot automount)"
+    )
+    loaded = filesystems is not None and AUTOFS_FILESYSTEM in filesystems
+    if loaded:
+        return {
+            "available": True,
+            "loaded": True,
+            "module": module,
+            "reason": "autofs is registered in proc/filesystems",
+            "remedy": None,
+        }
+    if filesystems is None:
+        return {
+            "available": False,
+            "loaded": False,
+            "module": module,
+            "reason": "proc/filesystems is unreadable, so whether the kernel has autofs is unknown",
+            "remedy": "read /proc/filesystems as root (`grep autofs /proc/filesystems`), " + static,
+        }
+    if module and module != "builtin" and nomodule:
+        return {
+            "available": False,
+            "loaded": False,
+            "module": module,
+            "reason": f"the autofs module {module} exists, but the boot argument nomodule forbids loading modules",
+            "remedy": "remove nomodule from the kernel command line and reboot, " + static,
+        }
+    if module:
+        return {
+            "available": True,
+            "loaded": False,
+            "module": module,
+            "reason": f"the autofs module {module} of kernel {kernel} is present, not loaded yet "
+            "(automount loads it when it starts)",
+            "remedy": "modprobe autofs4 (or start autofs, which loads it)",
+        }
+    return {
+        "available": False,
+        "loaded": False,
+        "module": None,
+        "reason": f"kernel {kernel} has no autofs: it is not in proc/filesystems and no autofs module exists "
+        f"under lib/modules/{kernel}",
+        "remedy": "boot a kernel built with autofs (CONFIG_AUTOFS_FS=y or m), " + static,
+    }
+
+
 def assess(facts):
     """The verdict for a node from the raw values of ``read_node``; the same keys every time."""
     platform, family, el_major = platform_info(facts["os_release"], facts["redhat_release"])
@@ -789,8 +879,11 @@ def assess(facts):
     overlay, overlay_notes = _overlay(ctx)
     sif = ctx["fuse_in_userns"] and userns and ctx["fuse_open"]
     remediation = _remediation(ctx, blockers)
+    automount = automount_verdict(facts)
 
     notes = ["user namespaces: " + text for _, text in blockers]
+    if not automount["available"]:
+        notes.append(f"automount: {automount['reason']}")
     if facts["apparmor_restrict_unprivileged_userns"] == 1 and profile:
         notes.append(f"AppArmor restricts user namespaces; profile {profile} permits the starter {starter}")
     notes.extend(overlay_notes)
@@ -834,6 +927,7 @@ def assess(facts):
             "starter": starter,
             "setuid_starter": setuid_starter,
         },
+        "automount": automount,
         "remediation": remediation,
         "advice": _advice(ctx, overlay, remediation, mode, setuid_usable),
         "notes": notes,

@@ -23,6 +23,9 @@ TOP = Path(__file__).resolve().parents[3]
 _spec = importlib.util.spec_from_file_location("sitekit_shared_conftest", TOP / "molecule/resources/tests/conftest.py")
 _shared = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_shared)
+_spec = importlib.util.spec_from_file_location("lab_cvmfs", TOP / "molecule/resources/tests/lab_cvmfs.py")
+lab_cvmfs = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(lab_cvmfs)
 # The shared fixtures, under their own names (pytest collects fixtures found in a conftest's namespace).
 hostvars = _shared.hostvars
 playbook = _shared.playbook
@@ -84,6 +87,19 @@ def node():
         return cache[name]
 
     return get
+
+
+@pytest.fixture
+def break_repository():
+    """break_repository(testinfra host, repository) -> repair(): the lab's CVMFS broken on one node, in its mode."""
+
+    def breaker(node_host, repo):
+        def sh(command, check=True):
+            return (node_host.run_expect([0], command) if check else node_host.run(command)).stdout
+
+        return lab_cvmfs.break_repository(sh, repo)
+
+    return breaker
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,20 @@
-"""CVMFS as the cvmfs role leaves it, on the lab's stand-in client: real autofs, real timeouts, real keep-alive."""
+"""CVMFS as the cvmfs role leaves it, on the lab's stand-in client, in the mount mode the host's kernel allows.
+
+autofs (real autofs, real timeouts, real keep-alive) where the kernel can automount, static mounts (real fstab
+lines mounted by mount(8) and by systemd at boot through the stand-in /sbin/mount.cvmfs) where it cannot or where
+SITEKIT_LAB_MOUNT_MODE forces them. Proofs of the other mode are skipped with the reason.
+"""
 
 import json
 import re
+import subprocess
 import time
 
+import lab_cvmfs
 import pytest
+
+UNITS = ("sitekit-cvmfs-keepalive.service", "sitekit-cvmfs-keepalive.timer")
+MASTER_MAP = "/etc/auto.master.d/cvmfs.autofs"
 
 
 def _workers(hostvars):
@@ -16,6 +26,65 @@ def _workers(hostvars):
 
 def _mounted(host, repo):
     return f" /cvmfs/{repo} " in host.file("/proc/self/mountinfo").content_string
+
+
+def _sh(host):
+    def run(command, check=True):
+        return (host.run_expect([0], command) if check else host.run(command)).stdout
+
+    return run
+
+
+def _mode(host):
+    return lab_cvmfs.node_mode(_sh(host))
+
+
+def _require(host, mode):
+    if _mode(host) != mode:
+        _want, why = lab_cvmfs.expected_mode()
+        pytest.skip(f"needs {mode} mounts; this node has {_mode(host)} mounts: {why}")
+
+
+def _static_lines(host):
+    """The fstab lines of type cvmfs, in order: (mountpoint, options)."""
+    lines = [ln.split() for ln in host.file("/etc/fstab").content_string.splitlines() if not ln.startswith("#")]
+    return [(f[1], f[3]) for f in lines if len(f) > 3 and f[2] == "cvmfs"]
+
+
+def _assert_static_mode(host, hostvars):
+    """Static mounts and nothing of autofs mode: fstab lines in order, mounted, no master map, no keep-alive."""
+    config = hostvars["cvmfs_config_repository"]
+    repos = hostvars["cvmfs_repositories"]
+    lines = _static_lines(host)
+    assert [p for p, _ in lines] == [f"/cvmfs/{r}" for r in [config, *repos]], lines
+    assert "x-systemd.requires-mounts-for" not in lines[0][1]
+    assert all(f"x-systemd.requires-mounts-for=/cvmfs/{config}" in opts for _, opts in lines[1:]), lines
+    for path, _ in lines:
+        assert lab_cvmfs.mounted(_sh(host), path), f"{path} is not mounted"
+    assert not host.file(MASTER_MAP).exists
+    for unit in UNITS:
+        assert not host.file(f"/etc/systemd/system/{unit}").exists, unit
+    assert host.run("findmnt --noheadings --types autofs --mountpoint /cvmfs").rc != 0
+
+
+def _assert_autofs_mode(host, hostvars):
+    """autofs mounts and nothing of static mode: the master map, the timer, no fstab line of type cvmfs."""
+    assert host.file(MASTER_MAP).exists
+    assert not _static_lines(host)
+    assert host.run("findmnt --noheadings --types autofs --mountpoint /cvmfs").rc == 0
+    assert host.service("sitekit-cvmfs-keepalive.timer").is_running
+
+
+def _probe_ok(host):
+    run = host.run("/usr/local/sbin/sitekit-cvmfs-probe")
+    assert run.rc == 0, run.stderr
+    return json.loads(run.stdout)
+
+
+def test_the_mount_mode_is_the_one_the_host_kernel_allows(host, hostvars):
+    _workers(hostvars)
+    want, why = lab_cvmfs.expected_mode()
+    assert _mode(host) == want, f"expected {want}: {why}"
 
 
 def _wait_unmounted(host, repo, limit):
@@ -32,17 +101,23 @@ def test_client_configuration_follows_the_inventory(host, hostvars):
     local = host.file("/etc/cvmfs/default.local").content_string
     assert f"CVMFS_REPOSITORIES='{','.join(hostvars['cvmfs_repositories'])}'" in local
     assert re.search(r"^CVMFS_HTTP_PROXY='auto;DIRECT'$", local, re.M)
-    master = host.file("/etc/auto.master.d/cvmfs.autofs").content_string
-    assert f"/cvmfs /etc/auto.cvmfs --timeout={hostvars['cvmfs_autofs_timeout']}" in master
+    if _mode(host) == "autofs":
+        master = host.file(MASTER_MAP).content_string
+        assert f"/cvmfs /etc/auto.cvmfs --timeout={hostvars['cvmfs_autofs_timeout']}" in master
+        _assert_autofs_mode(host, hostvars)
+    else:
+        _assert_static_mode(host, hostvars)
 
 
 def test_the_probe_command_reads_every_repository(host, hostvars):
     _workers(hostvars)
-    run = host.run("/usr/local/sbin/sitekit-cvmfs-probe")
-    assert run.rc == 0, run.stderr
-    result = json.loads(run.stdout)
+    result = _probe_ok(host)
     assert [r["name"] for r in result["repositories"]] == hostvars["cvmfs_repositories"]
-    assert all(r["readable"] and r["autofs"] and r["mounted_after"] for r in result["repositories"])
+    autofs = _mode(host) == "autofs"
+    # autofs mounts on access; static mounts are there before it.
+    assert all(r["readable"] and r["autofs"] is autofs and r["mounted_after"] for r in result["repositories"])
+    if not autofs:
+        assert all(r["mounted_before"] for r in result["repositories"])
 
 
 def test_the_probe_names_the_cause_of_an_unknown_repository(host, hostvars):
@@ -54,6 +129,7 @@ def test_the_probe_names_the_cause_of_an_unknown_repository(host, hostvars):
 
 def test_autofs_unmounts_without_keepalive_and_keepalive_keeps_it(host, hostvars):
     _workers(hostvars)
+    _require(host, "autofs")
     repo = hostvars["cvmfs_repositories"][0]
     timeout = hostvars["cvmfs_autofs_timeout"]
     assert timeout > 0
@@ -72,7 +148,8 @@ def test_autofs_unmounts_without_keepalive_and_keepalive_keeps_it(host, hostvars
 def test_check_mode_plans_the_real_client_install_and_changes_nothing(host, hostvars, apply_role):
     """The install path a Debian-family site takes, as check mode reports it (no registry here has the client)."""
     _workers(hostvars)
-    before = host.run("sha256sum /etc/cvmfs/default.local /etc/auto.master.d/cvmfs.autofs").stdout
+    state = "sha256sum /etc/cvmfs/default.local /etc/fstab; ls /etc/auto.master.d"
+    before = host.run(state).stdout
     run = apply_role(
         "cvmfs",
         {
@@ -86,5 +163,90 @@ def test_check_mode_plans_the_real_client_install_and_changes_nothing(host, host
     planned = re.search(r"Would install: ([\w, .+-]+)", run.stdout)
     assert planned, run.stdout[-3000:]
     assert set(planned.group(1).replace(" ", "").split(",")) == {"cvmfs", "cvmfs-fuse3", "cvmfs-config-default"}
-    assert host.run("sha256sum /etc/cvmfs/default.local /etc/auto.master.d/cvmfs.autofs").stdout == before
+    assert host.run(state).stdout == before
     assert host.run("dpkg-query -W cvmfs").rc != 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Static mounts, and switching between the modes
+# ---------------------------------------------------------------------------------------------
+def test_static_mounts_wait_for_the_config_repository_at_boot(host, hostvars):
+    """systemd's mount unit of each repository requires the config repository's, from the fstab option."""
+    _workers(hostvars)
+    _require(host, "static")
+    config_unit = host.run_expect([0], f"systemd-escape -p --suffix=mount /cvmfs/{hostvars['cvmfs_config_repository']}")
+    for repo in hostvars["cvmfs_repositories"]:
+        unit = host.run_expect([0], f"systemd-escape -p --suffix=mount /cvmfs/{repo}").stdout.strip()
+        show = host.run_expect([0], f"systemctl show -p Requires -p After -p ActiveState {unit}").stdout
+        assert config_unit.stdout.strip() in re.search(r"^Requires=(.*)$", show, re.M).group(1), show
+        assert config_unit.stdout.strip() in re.search(r"^After=(.*)$", show, re.M).group(1), show
+        assert "ActiveState=active" in show
+
+
+def test_static_mounts_come_back_after_a_node_restart(host, hostvars):
+    _workers(hostvars)
+    _require(host, "static")
+    name = hostvars["inventory_hostname"]
+    start = time.monotonic()
+    subprocess.run(["podman", "restart", "--time", "30", name], check=True, capture_output=True, timeout=120)
+    state = host.run("systemctl is-system-running --wait").stdout.strip()
+    booted = round(time.monotonic() - start, 1)
+    assert state in ("running", "degraded"), host.run("systemctl --failed").stdout
+    _assert_static_mode(host, hostvars)
+    result = _probe_ok(host)
+    assert all(r["mounted_before"] for r in result["repositories"]), f"not mounted at boot ({booted} s)"
+
+
+def test_explicit_autofs_is_refused_where_the_kernel_cannot_automount(host, hostvars, apply_role):
+    _workers(hostvars)
+    if lab_cvmfs.host_features.features()["autofs"]["ok"]:
+        pytest.skip("the host kernel can automount: cvmfs_mount_mode: autofs is valid here")
+    state = "sha256sum /etc/fstab /etc/cvmfs/default.local; ls /etc/auto.master.d /etc/systemd/system"
+    before = host.run(state).stdout
+    run = apply_role("cvmfs", {"cvmfs_mount_mode": "autofs"})
+    assert run.returncode != 0
+    assert "cvmfs_mount_mode=autofs, but this node cannot automount" in run.stdout, run.stdout[-3000:]
+    assert "set cvmfs_mount_mode: static" in run.stdout
+    assert host.run(state).stdout == before
+    assert "changed=0" in run.stdout
+
+
+def test_static_mode_clears_autofs_leftovers_without_touching_an_autofs_that_cannot_run(host, hostvars, apply_role):
+    """The node the issue met: autofs installed (it cannot run on a kernel without autofs), its master map entry
+    and keep-alive units left from autofs mode. Static mode removes them and touches no autofs that is not running;
+    where the kernel has autofs, the running autofs gives /cvmfs back to the static mounts first."""
+    _workers(hostvars)
+    _require(host, "static")
+    sh = _sh(host)
+    sh("apt-get install -y -q --no-install-recommends autofs >/dev/null 2>&1 || true")
+    assert host.package("autofs").is_installed
+    try:
+        sh(f"echo '/cvmfs /etc/auto.cvmfs --timeout=10' > {MASTER_MAP}")
+        for unit in UNITS:
+            sh(f"printf '[Unit]\\nDescription=left from autofs mode\\n' > /etc/systemd/system/{unit}")
+        sh("systemctl daemon-reload; systemctl restart autofs || true")
+        autofs_before = sh("systemctl is-active autofs", check=False).strip()
+        run = apply_role("cvmfs", {})
+        assert run.returncode == 0, run.stdout[-3000:]
+        assert "autofs" not in re.findall(r"FAILED! => .*", run.stdout)
+        _assert_static_mode(host, hostvars)
+        # autofs runs where the kernel has it, and stays down where it cannot run: nobody touched it.
+        assert sh("systemctl is-active autofs", check=False).strip() == autofs_before
+        _probe_ok(host)
+        again = apply_role("cvmfs", {})
+        assert again.returncode == 0 and "changed=0" in again.stdout, again.stdout[-3000:]
+    finally:
+        sh("apt-get purge -y -q autofs >/dev/null 2>&1; systemctl reset-failed", check=False)
+
+
+def test_switching_from_autofs_to_static_and_back_leaves_nothing_behind(host, hostvars, apply_role):
+    _workers(hostvars)
+    _require(host, "autofs")
+    run = apply_role("cvmfs", {"cvmfs_mount_mode": "static"})
+    assert run.returncode == 0, run.stdout[-3000:]
+    _assert_static_mode(host, hostvars)
+    _probe_ok(host)
+    back = apply_role("cvmfs", {})
+    assert back.returncode == 0, back.stdout[-3000:]
+    _assert_autofs_mode(host, hostvars)
+    assert all(r["autofs"] for r in _probe_ok(host)["repositories"])

@@ -239,3 +239,17 @@ def test_hung_fuse_client_times_out(capsys, cvmfs, fuse_mount):
     assert code == 1 and hung["errno"] == "ETIMEDOUT" and hung["filesystem"] == "cvmfs2"
     assert "could not be killed" not in hung["error"]
     assert good["readable"]
+
+
+def test_an_empty_unmounted_mountpoint_is_not_a_repository(capsys, cvmfs):
+    """What a failed or undone static mount leaves: /cvmfs/<repo> exists, empty, nothing mounted on it."""
+    (cvmfs / "static.example.org").mkdir()
+    code, out = run_main(capsys, {"repositories": ["good.example.org", "static.example.org"], "mountpoint": str(cvmfs)})
+    assert code == 1 and out["ok"] is False
+    result = by_name(out)
+    assert result["good.example.org"]["readable"]
+    empty = result["static.example.org"]
+    assert not empty["readable"] and not empty["mounted_after"]
+    assert empty["error"] == f"list {cvmfs}/static.example.org: empty directory, nothing mounted"
+    assert "not a mounted repository" in empty["cause"]
+    assert f"mount {cvmfs}/static.example.org" in empty["remedy"]

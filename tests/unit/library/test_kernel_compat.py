@@ -27,6 +27,7 @@ RESULT_KEYS = {
     "fuse_in_userns",
     "cvmfsexec_modes",
     "apptainer",
+    "automount",
     "remediation",
     "advice",
     "notes",
@@ -50,8 +51,10 @@ DERIVED_EXPECT = {
     "remediation_keys": lambda r: [s["key"] for s in r["remediation"]],
     "advice_keys": lambda r: [s["key"] for s in r["advice"]],
 }
-KNOWN_EXPECT = (RESULT_KEYS - {"facts", "remediation", "advice", "notes", "apptainer"}) | set(DERIVED_EXPECT)
-KNOWN_EXPECT |= {"apptainer", "notes_contain"}
+KNOWN_EXPECT = (RESULT_KEYS - {"facts", "remediation", "advice", "notes", "apptainer", "automount"}) | set(
+    DERIVED_EXPECT
+)
+KNOWN_EXPECT |= {"apptainer", "automount", "notes_contain"}
 STEP_KEYS = {"kind", "key", "value", "action", "reason"}
 REMEDIATION_KINDS = {"sysctl", "boot_arg", "apparmor", "package", "device", "kernel_upgrade", "os_upgrade", "reboot"}
 
@@ -77,8 +80,8 @@ def test_platform_case(platform_case, make_tree):
     for key, wanted in expect.items():
         if key in DERIVED_EXPECT:
             assert DERIVED_EXPECT[key](result) == wanted, key
-        elif key == "apptainer":
-            assert {k: result["apptainer"][k] for k in wanted} == wanted
+        elif key in ("apptainer", "automount"):
+            assert {k: result[key][k] for k in wanted} == wanted, key
         elif key == "notes_contain":
             for text in wanted:
                 assert any(text in note for note in result["notes"]), (text, result["notes"])
@@ -100,6 +103,10 @@ def test_platform_case_shape(platform_case, make_tree):
         assert step["action"] and "\n" not in step["action"]
     for step in result["advice"]:
         assert set(step) == STEP_KEYS
+    automount = result["automount"]
+    assert set(automount) == {"available", "loaded", "module", "reason", "remedy"}
+    assert automount["reason"] and (automount["remedy"] is None) is automount["loaded"]
+    assert not automount["loaded"] or automount["available"]
     kinds = [s["kind"] for s in result["remediation"]]
     if "reboot" in kinds:
         assert kinds[-1] == "reboot", "the reboot comes last"
@@ -122,6 +129,13 @@ def test_cases_cover_every_outcome():
     assert {k for e in expects for k in e["remediation_kinds"]} == REMEDIATION_KINDS
     assert {m for e in expects for m in e["cvmfsexec_modes"]} == {1, 2, 3, 4}
     assert {e["sif"] for e in expects} == {True, False}
+    # autofs loaded, a module not loaded yet, a module that may not load (nomodule), a kernel without autofs.
+    automount = {
+        (e["automount"]["available"], e["automount"]["loaded"], bool(e["automount"].get("module")))
+        for e in expects
+        if "automount" in e
+    }
+    assert automount >= {(True, True, False), (True, False, True), (False, False, True), (False, False, False)}
 
 
 def test_el7_overlay_line_is_ignored(make_tree):
@@ -302,3 +316,49 @@ def test_module_runs_standalone_with_an_args_file(make_tree, tmp_path):
     assert out["platform"] == "debian13"
     assert out["apptainer"]["version"] == "1.4.5-2"
     assert out["ansible_facts"]["kernel_compat"]["mode"] == "unprivileged"
+
+
+# ---------------------------------------------------------------------------------------------
+# Automount
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("files", "available", "loaded", "module"),
+    [
+        # Built in and listed in modules.builtin, registered: loaded.
+        (
+            {"lib/modules/5.14.0-503.el9.x86_64/modules.builtin": "kernel/fs/autofs/autofs4.ko\n"},
+            True,
+            False,
+            "builtin",
+        ),
+        # A compressed module file (.ko.xz, as Debian 13 and EL ship them).
+        ({"lib/modules/5.14.0-503.el9.x86_64/kernel/fs/autofs/autofs4.ko.xz": ""}, True, False, None),
+        # Merged /usr: the modules under usr/lib/modules.
+        ({"usr/lib/modules/5.14.0-503.el9.x86_64/kernel/fs/autofs/autofs4.ko.zst": ""}, True, False, None),
+        # Another kernel's module does not count.
+        ({"lib/modules/5.14.0-427.el9.x86_64/kernel/fs/autofs/autofs4.ko": ""}, False, False, None),
+        ({}, False, False, None),
+    ],
+)
+def test_automount_module_for_the_running_kernel(make_tree, files, available, loaded, module):
+    spec = load_tree_spec("el9")
+    spec = dict(spec, files={**spec["files"], **files})
+    spec["files"]["proc/filesystems"] = "\n".join(
+        line for line in spec["files"]["proc/filesystems"].splitlines() if not line.endswith("autofs")
+    )
+    spec["files"]["proc/sys/kernel/osrelease"] = "5.14.0-503.el9.x86_64\n"
+    result = sitekit_kernel.check_node(str(make_tree(spec)))["automount"]
+    assert (result["available"], result["loaded"]) == (available, loaded)
+    if module == "builtin":
+        assert result["module"] == "builtin"
+    elif available:
+        assert result["module"] == "/" + next(iter(files))
+        assert "modprobe autofs4" in result["remedy"]
+    else:
+        assert result["module"] is None and "cvmfs_mount_mode: static" in result["remedy"]
+
+
+def test_automount_unknown_without_proc_filesystems():
+    facts = {"filesystems": None, "autofs_module": None, "kernel_release": "6.1.0", "cmdline": ""}
+    verdict = sitekit_kernel.automount_verdict(facts)
+    assert not verdict["available"] and "unknown" in verdict["reason"]

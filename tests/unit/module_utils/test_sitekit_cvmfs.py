@@ -324,3 +324,14 @@ def test_probe_reads_the_mount_table_before_and_after(repo):
     # The recorded tables are about /tmp-cvmfs-test, not tmp_path: nothing here counts as mounted.
     (only,) = result["repositories"]
     assert result["ok"] and only["readable"] and not only["mounted_before"] and not only["autofs"]
+
+
+def test_an_empty_directory_is_readable_only_when_something_is_mounted_on_it():
+    access = {"step": None, "entries": 0, "file": None, "seconds": 0.01, "xattrs": {}}
+    unmounted = {"mounted": False, "autofs": False, "filesystem": None}
+    mounted = {"mounted": True, "autofs": False, "filesystem": "cvmfs2"}
+    empty = cv.repository_result("a.example.org", "/cvmfs", unmounted, unmounted, access)
+    assert not empty["readable"] and empty["cause"].startswith("/cvmfs/a.example.org is an empty directory")
+    assert cv.repository_result("a.example.org", "/cvmfs", mounted, mounted, access)["readable"]
+    # A directory with entries is judged by its access alone (unit tests use plain directories as repositories).
+    assert cv.repository_result("a.example.org", "/cvmfs", unmounted, unmounted, dict(access, entries=3))["readable"]
