@@ -44,7 +44,7 @@ def ansible_module(inventory, pattern, module, args):
 
 
 def launch(inventory, rounds):
-    image = "/cvmfs/images.sitekit.lab/debian12"  # the lab's test image, through autofs
+    image = "/cvmfs/images.sitekit.lab/debian12"  # the lab's test image, under /cvmfs (autofs or static)
     samples = {}
     for _ in range(rounds):
         args = {"image": image, "user": "sitekit-probe", "baseline": True}
