@@ -30,6 +30,8 @@ REPO_KEYS = {
     "autofs",
     "filesystem",
     "readable",
+    "ok",
+    "client",
     "seconds",
     "file",
     "xattrs",
