@@ -663,7 +663,8 @@ def nofile_facts(texts):
 
     ``texts`` maps "1/limits", "self/limits", "1/status", "self/status", "sys/fs/nr_open" to file contents (a
     missing or unreadable file left out). pid 1 starts fstab mount units and autofs, a shell mount runs under the
-    caller's own limit: the lower of the two counts. Raising it needs CAP_SYS_RESOURCE in both. Returns
+    caller's own limit: the lower of the two counts. Raising it needs CAP_SYS_RESOURCE in both (effective and
+    bounding sets). Returns
     {hard_limit (None: unlimited or unknown), can_raise, nr_open}.
     """
     limits = [parse_nofile_hard(texts[k]) for k in ("1/limits", "self/limits") if texts.get(k)]
@@ -672,7 +673,9 @@ def nofile_facts(texts):
     nr_open = (texts.get("sys/fs/nr_open") or "").strip()
     return {
         "hard_limit": min(known) if known else None,
-        "can_raise": bool(statuses) and all(has_capability(t) for t in statuses),
+        # Effective and bounding set: pid 1 of a container may hold the capability while its bounding set, which
+        # every mount helper it starts inherits, does not.
+        "can_raise": bool(statuses) and all(has_capability(t) and has_capability(t, field="CapBnd") for t in statuses),
         "nr_open": int(nr_open) if nr_open.isdigit() else DEFAULT_NR_OPEN,
     }
 
