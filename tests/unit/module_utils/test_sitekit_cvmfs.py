@@ -218,7 +218,7 @@ def test_recorded_runs_have_the_result_shape():
     for run in RUNS:
         assert set(run["result"]) >= {"ok", "repositories"}, run["name"]
         for repo in run["result"]["repositories"]:
-            # Recorded before the client verdict (ok, client) existed; the real 2.12.0 runs have both.
+            # Recorded before the client verdict (ok, client) existed.
             assert RESULT_KEYS - {"ok", "client"} <= set(repo) <= RESULT_KEYS, run["name"]
             assert repo["readable"] == (repo["error"] is None)
 
