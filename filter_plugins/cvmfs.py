@@ -201,7 +201,7 @@ def _split_proxy_value(value: str):
 
 # --- cvmfs_pac_urls -------------------------------------------------------------------------------
 
-_PAC_FORM = "expected http://HOST[:PORT]/PATH (the PAC file's URL), file:///PATH or auto (http://wpad/wpad.dat)"
+_PAC_FORM = "expected http[s]://HOST[:PORT]/PATH (the PAC file's URL), file:///PATH or auto (http://wpad/wpad.dat)"
 
 
 def _pac_url_problem(url) -> str | None:
@@ -220,7 +220,7 @@ def _pac_url_problem(url) -> str | None:
         return "missing the http:// scheme"
     if scheme == "file":
         return None if rest.startswith("/") and len(rest) > 1 else "a file URL needs an absolute path, file:///PATH"
-    if scheme != "http":
+    if scheme not in ("http", "https"):
         return f"scheme {scheme}:// is not supported, use http:// (or file:// for a local file)"
     hostport, slash, _path = rest.partition("/")
     if "@" in hostport or any(c in url for c in "?#"):

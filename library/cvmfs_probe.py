@@ -25,9 +25,9 @@ description:
   - The running client is judged against what the configuration files under O(config_root) say for each
     repository (C(default.conf), C(default.d/*.conf), C(default.local), C(domain.d/<domain>.conf|.local),
     C(config.d/<repo>.conf|.local); plain assignments, the config repository's copies aside).
-  - The C(proxy) attribute - a client that goes C(DIRECT) although C(CVMFS_HTTP_PROXY) names C(auto) or a proxy fails, with
-    the cause (no C(CVMFS_PAC_URLS), a PAC file unreachable, every proxy down) and the remedy; one on a proxy
-    although only C(DIRECT) is configured has drifted. C(host) not among C(CVMFS_SERVER_URL), and a root catalog
+  - The C(proxy) attribute - a client that goes C(DIRECT) although C(CVMFS_HTTP_PROXY) names C(auto) or a proxy
+    fails, with the cause (no C(CVMFS_PAC_URLS), a PAC file unreachable, every proxy down) and the remedy; one on
+    a proxy although only C(DIRECT) is configured has drifted. C(host) not among C(CVMFS_SERVER_URL), and a root catalog
     whose C(expires) is negative (the client could not load a newer revision), are drift. Without the extended
     attributes (a stand-in, a bind mount) there is no verdict (C(unknown)).
   - C(CVMFS_NFILES) (from the files, the client's default 131072, or O(nfiles)) is compared with the hard limit

@@ -402,7 +402,7 @@ _ASSIGNMENT = re.compile(r"^\s*(?:export\s+)?(CVMFS_[A-Z0-9_]+)=(.*)$")
 
 
 def _shell_word(text):
-    """The value of the first shell word of ``text``: '...' and "..." unquoted, an unquoted word up to a blank."""
+    """The value of the first shell word of ``text``: '...' and "..." unquoted, \\x as x, up to a blank."""
     out, i, text = [], 0, text.strip()
     while i < len(text) and not text[i].isspace():
         char = text[i]
@@ -411,6 +411,9 @@ def _shell_word(text):
             end = len(text) if end < 0 else end
             out.append(text[i + 1 : end])
             i = end + 1
+        elif char == "\\" and i + 1 < len(text):
+            out.append(text[i + 1])
+            i += 2
         else:
             out.append(char)
             i += 1
@@ -710,9 +713,10 @@ def nfiles_cause_remedy(nfiles, hard_limit, repository="<repo>", source="CVMFS_N
         f"Failed to set maximum number of open files: {what} is above the hard limit on open files{limit} the "
         "mount runs under, and the node cannot raise it (no CAP_SYS_RESOURCE, as in containers, Kubernetes pods "
         "and batch containers): the client refuses to mount",
-        f"set {source} {example} (sitekit's cvmfs role: cvmfs_nfiles, or 0 to fit the node's limit), or raise the "
-        "hard limit for the mount (the container's --ulimit nofile=N:N, systemd's DefaultLimitNOFILE for fstab "
-        f"mounts); then mount {repository} again (`cvmfs_config probe {repository}`)",
+        f"set {source} to {example}"
+        + (" (sitekit's cvmfs role: cvmfs_nfiles, or 0 to fit the node's limit)" if source == "CVMFS_NFILES" else "")
+        + ", or raise the hard limit for the mount (the container's --ulimit nofile=N:N, systemd's "
+        f"DefaultLimitNOFILE for fstab mounts); then mount {repository} again (`cvmfs_config probe {repository}`)",
     )
 
 
