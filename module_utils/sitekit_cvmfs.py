@@ -683,10 +683,11 @@ def nofile_facts(texts):
     }
 
 
-def read_nofile_facts(proc="/proc"):
-    """``nofile_facts`` of this node, read from ``proc``."""
+def read_nofile_facts(proc="/proc", pids=("1", "self")):
+    """``nofile_facts`` of this node, read from ``proc``; ``pids`` ("1" only: leave out this process, whose limits
+    are not a mount's when it runs under a batch system)."""
     texts = {}
-    for key in ("1/limits", "self/limits", "1/status", "self/status", "sys/fs/nr_open"):
+    for key in [f"{pid}/{name}" for pid in pids for name in ("limits", "status")] + ["sys/fs/nr_open"]:
         try:
             with open(os.path.join(proc, key), encoding="utf-8", errors="replace") as handle:
                 texts[key] = handle.read()

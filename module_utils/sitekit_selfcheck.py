@@ -38,7 +38,7 @@ import uuid
 # sitekit's library directory (on sys.path).
 try:
     from ansible.module_utils.sitekit_cvmfs import probe as cvmfs_probe
-    from ansible.module_utils.sitekit_cvmfs import validate_repository
+    from ansible.module_utils.sitekit_cvmfs import read_nofile_facts, validate_repository
     from ansible.module_utils.sitekit_kernel import check_node, parse_version_output
     from ansible.module_utils.sitekit_launch import (
         CVMFS_APPTAINER,
@@ -62,7 +62,7 @@ try:
     from ansible.module_utils.sitekit_proc import run_in_session
 except ImportError:
     from sitekit_cvmfs import probe as cvmfs_probe
-    from sitekit_cvmfs import validate_repository
+    from sitekit_cvmfs import read_nofile_facts, validate_repository
     from sitekit_kernel import check_node, parse_version_output
     from sitekit_launch import (
         CVMFS_APPTAINER,
@@ -303,7 +303,9 @@ def cvmfs_check(repositories, mountpoint, remaining):
         left = remaining()
         if left < 1:
             break
-        probed = cvmfs_probe([name], mountpoint, None, left)
+        # The open-file limit of the mounts is pid 1's (systemd: fstab mount units, autofs), not this check's, which
+        # runs under HTCondor's limits.
+        probed = cvmfs_probe([name], mountpoint, None, left, nofile=lambda: read_nofile_facts(pids=("1",)))
         results += probed["repositories"]
         limit = probed.get("nfiles")
     if len(results) < len(repositories):

@@ -172,7 +172,7 @@ def test_the_open_file_limit_fits_the_mount(host, hostvars):
     assert result["nfiles"]["ok"] and result["nfiles"]["nfiles"] == nfiles
     if not result["nfiles"]["can_raise"]:
         assert nfiles <= hard
-        assert ("CVMFS_NFILES" in params) == (hard < 131072)
+        assert "CVMFS_NFILES" in params or hard >= 131072
     for repo in result["repositories"]:
         assert repo["ok"] and repo["client"]["status"] == "unknown", repo["client"]
         assert repo["client"]["checks"][0]["configured"] == params["CVMFS_HTTP_PROXY"]
