@@ -11,11 +11,20 @@ client reads differently from what the inventory says.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
+import sys
 from collections.abc import Mapping
 from typing import NoReturn
 
 from ansible.errors import AnsibleFilterError
+
+# The node-side checks live once, in module_utils/sitekit_cvmfs.py (the cvmfs_probe module and the probe command
+# use them on the node); the filters that decide the same on the controller import it from there.
+_MODULE_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils")
+if _MODULE_UTILS not in sys.path:
+    sys.path.insert(0, _MODULE_UTILS)
+import sitekit_cvmfs  # noqa: E402
 
 # CVMFS_HTTP_PROXY keywords, spelled as CVMFS compares them (download.cc: == "DIRECT"; wpad.cc: == "auto").
 DIRECT = "DIRECT"
@@ -38,7 +47,8 @@ _REPO_LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
 _REPO_NAME = re.compile(rf"{_REPO_LABEL}(?:\.{_REPO_LABEL})+")
 _INTEGER = re.compile(r"-?[0-9]+")
 # Parameters the CVMFS docs (apx-parameters) describe as comma-separated lists. Other lists use ';'
-# (CVMFS_SERVER_URL, CVMFS_PAC_URLS) or ':' (CVMFS_PUBLIC_KEY): those must be given as strings.
+# (CVMFS_SERVER_URL; CVMFS_PAC_URLS, which is taken as a list too) or ':' (CVMFS_PUBLIC_KEY): those must be given
+# as strings.
 COMMA_LISTS = (
     "CVMFS_REPOSITORIES",
     "CVMFS_CPU_AFFINITY",
@@ -189,6 +199,122 @@ def _split_proxy_value(value: str):
     return groups
 
 
+# --- cvmfs_pac_urls -------------------------------------------------------------------------------
+
+_PAC_FORM = "expected http[s]://HOST[:PORT]/PATH (the PAC file's URL), file:///PATH or auto (http://wpad/wpad.dat)"
+
+
+def _pac_url_problem(url) -> str | None:
+    if not isinstance(url, str):
+        return f"a PAC URL must be a string, got {type(url).__name__}"
+    if url == "":
+        return "empty string"
+    if any(c.isspace() for c in url) or ";" in url:
+        return "contains whitespace or ;, give each URL as its own list item"
+    if url == AUTO:
+        return None
+    if url.lower() == AUTO:
+        return f"CVMFS only knows the exact spelling: write {AUTO}"
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "missing the http:// scheme"
+    if scheme == "file":
+        return None if rest.startswith("/") and len(rest) > 1 else "a file URL needs an absolute path, file:///PATH"
+    if scheme not in ("http", "https"):
+        return f"scheme {scheme}:// is not supported, use http:// (or file:// for a local file)"
+    hostport, slash, _path = rest.partition("/")
+    if "@" in hostport or any(c in url for c in "?#"):
+        return "a PAC URL has no credentials, query or fragment"
+    host, port = _split_host_port(hostport)
+    problem = _host_problem(host)
+    if problem:
+        return problem
+    if port is not None and (not _PORT.fullmatch(port) or int(port) > 65535):
+        return f"port {port!r} is not a number from 1 to 65535"
+    if not slash:
+        return "the URL needs the PAC file's path, e.g. /wpad.dat"
+    return None
+
+
+def cvmfs_pac_urls(urls, wpad_names=None, wpad_port=80):
+    """CVMFS_PAC_URLS (``;`` between URLs) from a list of PAC URLs, tried in order.
+
+    An empty list means the site's WPAD: ``http://NAME[:PORT]/wpad.dat`` for each of ``wpad_names`` (the names
+    the wpad role serves) at ``wpad_port``.
+    """
+    if urls is None or (isinstance(urls, (list, tuple)) and not urls):
+        if not isinstance(wpad_names, (list, tuple)) or not wpad_names:
+            raise AnsibleFilterError(
+                "cvmfs_pac_urls: no PAC URLs and no WPAD names to derive them from; set cvmfs_pac_urls (e.g. "
+                "[http://wpad/wpad.dat]) or the names the wpad role serves (wpad_server_names), "
+                f"got {wpad_names!r:.120}"
+            )
+        port = str(wpad_port)
+        if not _PORT.fullmatch(port) or int(port) > 65535:
+            raise AnsibleFilterError(f"cvmfs_pac_urls: wpad_port must be a TCP port 1-65535, got {wpad_port!r:.60}")
+        suffix = "" if port == "80" else f":{port}"
+        urls = [f"http://{name}{suffix}/wpad.dat" for name in wpad_names]
+        where = "the WPAD name"
+    else:
+        where = "item"
+    if not isinstance(urls, (list, tuple)):
+        hint = " (give a list of URLs)" if isinstance(urls, str) else ""
+        raise AnsibleFilterError(
+            f"cvmfs_pac_urls: expected a list of PAC URLs, got {type(urls).__name__}: {urls!r:.120}{hint}"
+        )
+    seen = set()
+    for number, url in enumerate(urls, start=1):
+        problem = _pac_url_problem(url)
+        if problem:
+            raise AnsibleFilterError(f"cvmfs_pac_urls: {where} {number} ({url!r:.120}): {problem}; {_PAC_FORM}")
+        if url in seen:
+            raise AnsibleFilterError(f"cvmfs_pac_urls: {where} {number} ({url!r:.120}) is listed twice; list it once")
+        seen.add(url)
+    return ";".join(urls)
+
+
+# --- cvmfs_nfiles -------------------------------------------------------------------------------------
+
+
+def cvmfs_nfiles(requested, proc, source="cvmfs_nfiles"):
+    """The CVMFS_NFILES to write for a node, from ``requested`` and the node's /proc texts (``proc``).
+
+    ``proc`` maps "1/limits", "self/limits", "1/status", "self/status", "sys/fs/nr_open" to the files' text.
+    ``requested`` 0 fits the node: None (leave the client's default) when the default fits, else the largest
+    power of two within the hard limit the mount runs under. A positive ``requested`` is returned when it fits and
+    fails, naming ``source`` and the fix, when the client could not raise its limit to it.
+    """
+    if isinstance(requested, str) and requested.isdigit():
+        requested = int(requested)
+    if isinstance(requested, bool) or not isinstance(requested, int) or requested < 0:
+        raise AnsibleFilterError(
+            f"cvmfs_nfiles: {source} must be a positive number of open files, or 0 to fit the node's limit, "
+            f"got {requested!r:.60}"
+        )
+    if not isinstance(proc, Mapping):
+        raise AnsibleFilterError(f"cvmfs_nfiles: expected the node's /proc texts as a dict, got {type(proc).__name__}")
+    facts = sitekit_cvmfs.nofile_facts(proc)
+    if requested == 0:
+        verdict = sitekit_cvmfs.judge_nfiles(sitekit_cvmfs.DEFAULT_NFILES, facts)
+        return None if verdict["ok"] else verdict["suggested"]
+    verdict = sitekit_cvmfs.judge_nfiles(requested, facts, source=source)
+    if not verdict["ok"]:
+        raise AnsibleFilterError(f"cvmfs_nfiles: {source}={requested}: {verdict['cause']}. Fix: {verdict['remedy']}")
+    return requested
+
+
+# --- cvmfs_mounted_repositories ---------------------------------------------------------------------
+
+
+def cvmfs_mounted_repositories(mountinfo, mountpoint="/cvmfs"):
+    """The repositories a running CVMFS client serves, from a /proc/self/mountinfo text."""
+    if not isinstance(mountinfo, str):
+        raise AnsibleFilterError(
+            f"cvmfs_mounted_repositories: expected the text of /proc/self/mountinfo, got {type(mountinfo).__name__}"
+        )
+    return sitekit_cvmfs.mounted_repositories(mountinfo, mountpoint)
+
+
 # --- cvmfs_default_local --------------------------------------------------------------------------
 
 
@@ -281,6 +407,17 @@ def _http_proxy(value) -> str:
     return value
 
 
+def _pac_urls_value(value) -> str:
+    key = "CVMFS_PAC_URLS"
+    urls = value.split(";") if isinstance(value, str) else value
+    if not isinstance(urls, (list, tuple)) or not urls:
+        _fail(key, f"expected a list of PAC URLs or a ;-separated string, got {value!r:.120}")
+    try:
+        return cvmfs_pac_urls(list(urls))
+    except AnsibleFilterError as err:
+        _fail(key, f"{value!r:.120} is not a valid PAC URL list ({err.message}); build it with cvmfs_pac_urls")
+
+
 def _shared_cache(value) -> str:
     text = _scalar("CVMFS_SHARED_CACHE", value)
     if text.upper() not in _ON + _OFF:
@@ -299,6 +436,14 @@ def _render(key, value) -> str:
         return _http_proxy(value)
     if key == "CVMFS_SHARED_CACHE":
         return _shared_cache(value)
+    if key == "CVMFS_PAC_URLS":
+        return _pac_urls_value(value)
+    if key == "CVMFS_NFILES":
+        if isinstance(value, str) and _INTEGER.fullmatch(value):
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            _fail(key, f"expected a positive number of open files (e.g. 16384), got {value!r:.120}")
+        return str(value)
     if isinstance(value, (list, tuple)):
         if key not in COMMA_LISTS:
             _fail(
@@ -378,4 +523,10 @@ class FilterModule:
     """sitekit CVMFS client filters."""
 
     def filters(self):
-        return {"cvmfs_http_proxy": cvmfs_http_proxy, "cvmfs_default_local": cvmfs_default_local}
+        return {
+            "cvmfs_http_proxy": cvmfs_http_proxy,
+            "cvmfs_default_local": cvmfs_default_local,
+            "cvmfs_pac_urls": cvmfs_pac_urls,
+            "cvmfs_nfiles": cvmfs_nfiles,
+            "cvmfs_mounted_repositories": cvmfs_mounted_repositories,
+        }

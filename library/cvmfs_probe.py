@@ -22,6 +22,18 @@ description:
     attributes C(user.fqrn), C(user.version), C(user.revision), C(user.expires), C(user.host), C(user.proxy),
     C(user.nioerr), C(user.timestamp_last_ioerr), C(user.usedfd), C(user.maxfd), C(user.nclg) and
     C(user.ncleanup24) are returned; unsupported or hidden ones are left out.
+  - The running client is judged against what the configuration files under O(config_root) say for each
+    repository (C(default.conf), C(default.d/*.conf), C(default.local), C(domain.d/<domain>.conf|.local),
+    C(config.d/<repo>.conf|.local); plain assignments, the config repository's copies aside).
+  - The C(proxy) attribute - a client that goes C(DIRECT) although C(CVMFS_HTTP_PROXY) names C(auto) or a proxy
+    fails, with the cause (no C(CVMFS_PAC_URLS), a PAC file unreachable, every proxy down) and the remedy; one on
+    a proxy although only C(DIRECT) is configured has drifted. C(host) not among C(CVMFS_SERVER_URL), and a root catalog
+    whose C(expires) is negative (the client could not load a newer revision), are drift. Without the extended
+    attributes (a stand-in, a bind mount) there is no verdict (C(unknown)).
+  - C(CVMFS_NFILES) (from the files, the client's default 131072, or O(nfiles)) is compared with the hard limit
+    on open files the mount runs under (the lower of pid 1's, which starts fstab mount units and autofs, and this
+    process's) unless the node can raise it (C(CAP_SYS_RESOURCE)); above it the client refuses to mount with
+    C(Failed to set maximum number of open files, insufficient permissions).
   - Read-only. It changes nothing (apart from the mounts autofs makes on access, which is the point), runs the same
     in check mode, and always returns changed=false.
 options:
@@ -54,6 +66,20 @@ options:
         The result keys are returned either way.
     type: bool
     default: true
+  expect_proxy:
+    description:
+      - The C(CVMFS_HTTP_PROXY) value the running client is judged against, instead of what the configuration
+        files say (for example when they cannot be read).
+    type: str
+  nfiles:
+    description:
+      - The C(CVMFS_NFILES) compared with the open-file limit, instead of what the configuration files say.
+    type: int
+  config_root:
+    description:
+      - The client's configuration directory.
+    type: path
+    default: /etc/cvmfs
   keepalive:
     description:
       - Marks the run as a keep-alive (a systemd timer or a pre-job hook that keeps automounted repositories
@@ -117,10 +143,39 @@ EXAMPLES = r"""
 
 RETURN = r"""
 ok:
-  description: Whether every repository was readable.
+  description: Whether every repository was readable and its client did not fail (RV(repositories[].ok)), and the
+    open-file limit fits (RV(nfiles.ok)).
   returned: always
   type: bool
   sample: false
+nfiles:
+  description: C(CVMFS_NFILES) against the hard limit on open files the mount runs under; null when no
+    configuration file was read.
+  returned: always
+  type: dict
+  contains:
+    ok:
+      description: Whether the client can raise its limit to RV(nfiles.nfiles).
+      type: bool
+    nfiles:
+      description: The C(CVMFS_NFILES) judged.
+      type: int
+    hard_limit:
+      description: The hard limit the mount runs under; null when unlimited or unknown.
+      type: int
+    can_raise:
+      description: Whether the node may raise it (C(CAP_SYS_RESOURCE)).
+      type: bool
+    suggested:
+      description: A C(CVMFS_NFILES) that fits, the largest power of two not above the limit.
+      type: int
+    cause:
+      description: Why the client cannot mount; null when it can.
+      type: str
+    remedy:
+      description: What to do; null when nothing is needed.
+      type: str
+  sample: {ok: false, nfiles: 131072, hard_limit: 20000, can_raise: false, suggested: 16384}
 repositories:
   description: One entry per repository, in the order given.
   returned: always
@@ -159,6 +214,30 @@ repositories:
       description: Whether stat, listing and reading the file succeeded within the timeout.
       type: bool
       sample: true
+    ok:
+      description: Whether it was readable and its client did not fail (RV(repositories[].client.status) not fail).
+      type: bool
+      sample: true
+    client:
+      description: The running client against what the configuration files say.
+      type: dict
+      contains:
+        status:
+          description: C(ok), C(drift) (it runs an older configuration, or a stale revision), C(fail) (it goes
+            DIRECT although proxies are configured) or C(unknown) (no extended attributes).
+          type: str
+        checks:
+          description: C(proxy), C(host) and C(revision), each with name, status, running, configured, detail,
+            cause and remedy.
+          type: list
+          elements: dict
+        cause:
+          description: The first failed (else drifted) check's cause.
+          type: str
+        remedy:
+          description: Its remedy.
+          type: str
+      sample: {status: fail, checks: [{name: proxy, status: fail, running: DIRECT, configured: "auto;DIRECT"}]}
     seconds:
       description: How long the access took (the child process, including its start).
       type: float
@@ -228,6 +307,9 @@ def main():
             "timeout": {"type": "float", "default": 30},
             "fail_on_error": {"type": "bool", "default": True},
             "keepalive": {"type": "bool", "default": False},
+            "expect_proxy": {"type": "str"},
+            "nfiles": {"type": "int"},
+            "config_root": {"type": "path", "default": "/etc/cvmfs"},
         },
         supports_check_mode=True,
     )
@@ -242,11 +324,16 @@ def main():
         module.fail_json(msg=f"cvmfs_probe: {exc}.")
     if params["timeout"] <= 0:
         module.fail_json(msg=f"cvmfs_probe: timeout must be a positive number of seconds, got {params['timeout']}.")
+    if params["nfiles"] is not None and params["nfiles"] < 1:
+        module.fail_json(msg=f"cvmfs_probe: nfiles must be a positive number, got {params['nfiles']}.")
     if not os.path.isabs(params["mountpoint"]):
         module.fail_json(msg=f"cvmfs_probe: mountpoint {params['mountpoint']!r} must be an absolute path.")
 
     # Check mode runs the same: the probe only reads (the automount it triggers is what a job would trigger).
-    result = probe(params["repositories"], params["mountpoint"], rel, params["timeout"])
+    expect = {"proxy": params["expect_proxy"], "nfiles": params["nfiles"]}
+    result = probe(
+        params["repositories"], params["mountpoint"], rel, params["timeout"], None, expect, params["config_root"]
+    )
     msg = failure_message(result) if params["fail_on_error"] else None
     if msg:
         module.fail_json(msg=msg, changed=False, **result)

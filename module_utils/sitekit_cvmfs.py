@@ -9,6 +9,11 @@ needs the same answer. Pure standard library, importable without Ansible. The pi
 - ``access_repository`` stats, lists and reads a repository in a child process under a timeout (a hung FUSE
   mount hangs the child, never the caller), using ``run_with_timeout`` (``sitekit_proc``);
 - ``classify_error`` maps an errno (or its text, or a timeout) to a cause and a remedy;
+- ``read_parameters`` reads what the configuration files under /etc/cvmfs say for a repository (or parses
+  ``cvmfs_config showconfig`` output); ``judge_client`` compares the running client's extended attributes
+  (``proxy``, ``host``, ``expires``) with them: a client that goes DIRECT although the files name proxies fails;
+- ``nofile_facts`` and ``judge_nfiles`` compare CVMFS_NFILES with the hard limit on open files the client's mount
+  runs under; ``mounted_repositories`` lists the repositories a running client serves (a reload needs one);
 - ``repository_result`` and ``failure_message`` put it together.
 
 The error texts, the CVM-2004 autofs behaviour and the magic extended attribute names come from the project's
@@ -56,6 +61,15 @@ CVMFS_XATTRS = (
 CVMFS_SOURCE = "cvmfs2"
 CVMFS_FSTYPES = ("fuse", "fuse.cvmfs2")
 ERROR_EXCERPT_CHARS = 1000
+# The client's configuration directory, and CVMFS_NFILES as the 2.12 client's default.conf sets it (128 Ki).
+CONFIG_ROOT = "/etc/cvmfs"
+DEFAULT_NFILES = 131072
+# The capability that lets a process raise its hard limits (setrlimit above rlim_max), and the kernel's ceiling
+# for RLIMIT_NOFILE when /proc/sys/fs/nr_open cannot be read.
+CAP_SYS_RESOURCE = 24
+DEFAULT_NR_OPEN = 1048576
+DIRECT = "DIRECT"
+AUTO = "auto"
 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?"
 _REPOSITORY_RE = re.compile(rf"^{_LABEL}(?:\.{_LABEL})+$")
@@ -292,6 +306,8 @@ def classify_error(number=None, text=None, step=None, autofs=False, repository="
     mountpoint is an autofs mount.
     """
     path = os.path.join(mountpoint, repository)
+    if NFILES_MESSAGE in (text or "").lower():
+        return nfiles_cause_remedy(None, None, repository)
     if step == "timeout":
         return (
             "the access hung: the mount does not answer (a hung cvmfs2 client, usually waiting on an unreachable "
@@ -388,13 +404,387 @@ def classify_error(number=None, text=None, step=None, autofs=False, repository="
 
 
 # ---------------------------------------------------------------------------------------------
+# What the configuration files say
+# ---------------------------------------------------------------------------------------------
+_ASSIGNMENT = re.compile(r"^\s*(?:export\s+)?(CVMFS_[A-Z0-9_]+)=(.*)$")
+
+
+def _shell_word(text):
+    """The value of the first shell word of ``text``: '...' and "..." unquoted, \\x as x, up to a blank."""
+    out, i, text = [], 0, text.strip()
+    while i < len(text) and not text[i].isspace():
+        char = text[i]
+        if char in "'\"":
+            end = text.find(char, i + 1)
+            end = len(text) if end < 0 else end
+            out.append(text[i + 1 : end])
+            i = end + 1
+        elif char == "\\" and i + 1 < len(text):
+            out.append(text[i + 1])
+            i += 2
+        else:
+            out.append(char)
+            i += 1
+    return "".join(out)
+
+
+def parse_parameters(text):
+    """``CVMFS_*=value`` assignments -> {name: value}, the last one winning.
+
+    Reads a configuration file (plain assignments, as sitekit writes them; shell logic such as ``if`` is not
+    evaluated) and ``cvmfs_config showconfig`` output (``NAME=value    # from FILE``) alike.
+    """
+    params = {}
+    for line in (text or "").splitlines():
+        match = _ASSIGNMENT.match(line)
+        if match:
+            params[match.group(1)] = _shell_word(match.group(2))
+    return params
+
+
+def config_files(repository, root=CONFIG_ROOT):
+    """The files the client sources for ``repository``, in its order (the config repository's copies aside)."""
+    domain = repository.split(".", 1)[1] if "." in repository else ""
+    default_d = os.path.join(root, "default.d")
+    try:
+        extra = sorted(f for f in os.listdir(default_d) if f.endswith(".conf"))
+    except OSError:
+        extra = []
+    return (
+        [os.path.join(root, "default.conf")]
+        + [os.path.join(default_d, f) for f in extra]
+        + [os.path.join(root, "default.local")]
+        + [os.path.join(root, "domain.d", f"{domain}.{ext}") for ext in ("conf", "local")]
+        + [os.path.join(root, "config.d", f"{repository}.{ext}") for ext in ("conf", "local")]
+    )
+
+
+def read_parameters(repository, root=CONFIG_ROOT):
+    """What the configuration files under ``root`` say for ``repository`` ({} when there are none)."""
+    params = {}
+    for path in config_files(repository, root):
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                params.update(parse_parameters(handle.read()))
+        except OSError:
+            continue
+    return params
+
+
+# ---------------------------------------------------------------------------------------------
+# The running client against its configuration (extended attributes)
+# ---------------------------------------------------------------------------------------------
+def proxy_groups(value):
+    """A CVMFS_HTTP_PROXY value as its fail-over groups, each a list of entries."""
+    return [[e.strip() for e in group.split("|") if e.strip()] for group in (value or "").split(";") if group.strip()]
+
+
+def _check(name, status, running, configured, detail, cause=None, remedy=None):
+    return {
+        "name": name,
+        "status": status,
+        "running": running,
+        "configured": configured,
+        "detail": detail,
+        "cause": cause,
+        "remedy": remedy,
+    }
+
+
+def judge_proxy(configured, used, pac_urls=None, repository="<repo>"):
+    """The ``proxy`` xattr (what the client uses) against the configured CVMFS_HTTP_PROXY.
+
+    A node whose configuration names anything but DIRECT (``auto`` or a proxy URL) should use the site's squids:
+    a client on DIRECT there fails. A client on a proxy although only DIRECT is configured runs an older
+    configuration (drift). Without the xattr or the configuration there is no verdict (unknown).
+    """
+    if not used:
+        return _check("proxy", "unknown", None, configured, "no proxy attribute (not a CVMFS client mount)")
+    if not configured:
+        return _check("proxy", "unknown", used, None, f"uses {used}; CVMFS_HTTP_PROXY is not in the files read")
+    groups = proxy_groups(configured)
+    wants_proxy = any(group != [DIRECT] for group in groups)
+    reload = f"then `cvmfs_config reload {repository}` so that the running client takes it"
+    if used == DIRECT and wants_proxy:
+        if [AUTO] in groups and not pac_urls:
+            cause = (
+                f"the client goes DIRECT although CVMFS_HTTP_PROXY='{configured}' asks for the site's proxies: "
+                "auto found no proxy because CVMFS_PAC_URLS is not set (the client only reads PAC files from it), "
+                "so it fell back to DIRECT and bypasses the squids"
+            )
+            remedy = (
+                "set CVMFS_PAC_URLS to the site's PAC files (sitekit's cvmfs role writes it from cvmfs_pac_urls, "
+                f"by default the WPAD names the wpad role serves, whenever a proxy group is auto); {reload}"
+            )
+        elif [AUTO] in groups:
+            cause = (
+                f"the client goes DIRECT although CVMFS_HTTP_PROXY='{configured}' asks for the site's proxies: "
+                f"no PAC file of CVMFS_PAC_URLS='{pac_urls}' could be fetched or evaluated to a proxy for the "
+                "stratum-1, or every proxy it named failed and the client fell back to DIRECT"
+            )
+            remedy = (
+                "fetch each PAC URL from this node (curl URL) and check that it sends the stratum-1's domain to the "
+                "squids (sitekit's wpad role: wpad_proxied_domains), check the squids (playbooks/check-proxy.yml), "
+                f"{reload}"
+            )
+        else:
+            cause = (
+                f"the client goes DIRECT although CVMFS_HTTP_PROXY='{configured}' names proxies: every proxy failed "
+                "and the client fell back to its DIRECT group"
+            )
+            remedy = (
+                f"check the squids from this node (playbooks/check-proxy.yml, `cvmfs_talk -i {repository} proxy "
+                f"info`); when they answer, {reload.removeprefix('then ')}"
+            )
+        return _check("proxy", "fail", used, configured, f"uses DIRECT, configured {configured}", cause, remedy)
+    if used != DIRECT and not wants_proxy:
+        return _check(
+            "proxy",
+            "drift",
+            used,
+            configured,
+            f"uses {used}, configured {configured}",
+            f"the client uses the proxy {used} although the files say CVMFS_HTTP_PROXY='{configured}': it runs "
+            "an older configuration",
+            f"run `cvmfs_config reload {repository}`",
+        )
+    return _check("proxy", "ok", used, configured, f"uses {used}")
+
+
+def server_urls(value, repository):
+    """CVMFS_SERVER_URL's URLs with @fqrn@ and @org@ replaced, without trailing slashes."""
+    org = repository.split(".", 1)[0]
+    return [
+        url.strip().replace("@fqrn@", repository).replace("@org@", org).rstrip("/")
+        for url in (value or "").split(";")
+        if url.strip()
+    ]
+
+
+def judge_host(configured, used, repository="<repo>"):
+    """The ``host`` xattr (the stratum-1 in use) against the configured CVMFS_SERVER_URL."""
+    if not used:
+        return _check("host", "unknown", None, configured, "no host attribute (not a CVMFS client mount)")
+    if not configured:
+        return _check(
+            "host",
+            "unknown",
+            used,
+            None,
+            f"uses {used}; CVMFS_SERVER_URL is not in the files read (a config repository may set it)",
+        )
+    urls = server_urls(configured, repository)
+    if used.rstrip("/") in urls:
+        return _check("host", "ok", used, configured, f"uses {used}")
+    return _check(
+        "host",
+        "drift",
+        used,
+        configured,
+        f"uses {used}, not one of CVMFS_SERVER_URL",
+        f"the client uses the stratum-1 {used}, which the files no longer list (CVMFS_SERVER_URL='{configured}'): "
+        "it runs an older configuration",
+        f"run `cvmfs_config reload {repository}`",
+    )
+
+
+def judge_revision(xattrs, repository="<repo>"):
+    """Whether the mounted revision is fresh: ``expires`` (minutes the root catalog stays valid) not negative."""
+    expires = (xattrs or {}).get("expires")
+    revision = (xattrs or {}).get("revision")
+    if expires is None:
+        return _check("revision", "unknown", revision, None, "no expires attribute (not a CVMFS client mount)")
+    if expires.startswith("never"):
+        return _check("revision", "ok", revision, None, f"revision {revision}, never expires (fixed root catalog)")
+    try:
+        minutes = int(expires)
+    except ValueError:
+        return _check("revision", "unknown", revision, None, f"revision {revision}, expires {expires!r}")
+    if minutes >= 0:
+        return _check("revision", "ok", revision, None, f"revision {revision}, valid {minutes} more min")
+    last = (xattrs or {}).get("timestamp_last_ioerr")
+    return _check(
+        "revision",
+        "drift",
+        revision,
+        None,
+        f"revision {revision} expired {-minutes} min ago",
+        f"the client still serves revision {revision}, whose catalog expired {-minutes} min ago: it could not "
+        "load a newer one" + (f" (last I/O error at {last}, {(xattrs or {}).get('nioerr')} in all)" if last else ""),
+        f"check the proxy and the stratum-1 (`cvmfs_config stat -v {repository}`), then "
+        f"`cvmfs_talk -i {repository} remount sync`",
+    )
+
+
+def judge_client(xattrs, params, repository="<repo>", expect_proxy=None):
+    """The running client (its xattrs) against what the files say (``params``); ``expect_proxy`` overrides them.
+
+    Returns {status: ok, drift, fail or unknown; checks: proxy, host, revision; cause; remedy}: the first failed
+    check's cause and remedy, else the first drifted one's.
+    """
+    xattrs = xattrs or {}
+    proxy = expect_proxy or params.get("CVMFS_HTTP_PROXY")
+    checks = [
+        judge_proxy(proxy, xattrs.get("proxy"), params.get("CVMFS_PAC_URLS"), repository),
+        judge_host(params.get("CVMFS_SERVER_URL"), xattrs.get("host"), repository),
+        judge_revision(xattrs, repository),
+    ]
+    statuses = [c["status"] for c in checks]
+    status = next((s for s in ("fail", "drift", "ok") if s in statuses), "unknown")
+    first = next((c for c in checks if c["status"] == status), None) if status in ("fail", "drift") else None
+    return {
+        "status": status,
+        "checks": checks,
+        "cause": first["cause"] if first else None,
+        "remedy": first["remedy"] if first else None,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# File descriptors: CVMFS_NFILES against the hard limit the mount runs under
+# ---------------------------------------------------------------------------------------------
+# What the client prints when it cannot raise its limit to CVMFS_NFILES (a system mount then fails).
+NFILES_MESSAGE = "failed to set maximum number of open files"
+
+
+def parse_nofile_hard(limits_text):
+    """The hard "Max open files" of a /proc/<pid>/limits text; None when unlimited or not found."""
+    for line in (limits_text or "").splitlines():
+        if line.startswith("Max open files"):
+            fields = line[len("Max open files") :].split()
+            if len(fields) >= 2 and fields[1].isdigit():
+                return int(fields[1])
+            return None
+    return None
+
+
+def has_capability(status_text, bit=CAP_SYS_RESOURCE, field="CapEff"):
+    """Whether the capability ``bit`` is in ``field`` of a /proc/<pid>/status text."""
+    for line in (status_text or "").splitlines():
+        if line.startswith(field + ":"):
+            try:
+                return bool(int(line.split(":", 1)[1].strip(), 16) >> bit & 1)
+            except ValueError:
+                return False
+    return False
+
+
+def nofile_facts(texts):
+    """The hard limit on open files a mount runs under, from the texts of /proc files.
+
+    ``texts`` maps "1/limits", "self/limits", "1/status", "self/status", "sys/fs/nr_open" to file contents (a
+    missing or unreadable file left out). pid 1 starts fstab mount units and autofs, a shell mount runs under the
+    caller's own limit: the lower of the two counts. Raising it needs CAP_SYS_RESOURCE in both (effective and
+    bounding sets). Returns
+    {hard_limit (None: unlimited or unknown), can_raise, nr_open}.
+    """
+    limits = [parse_nofile_hard(texts[k]) for k in ("1/limits", "self/limits") if texts.get(k)]
+    known = [v for v in limits if v is not None]
+    statuses = [texts[k] for k in ("1/status", "self/status") if texts.get(k)]
+    nr_open = (texts.get("sys/fs/nr_open") or "").strip()
+    return {
+        "hard_limit": min(known) if known else None,
+        # Effective and bounding set: pid 1 of a container may hold the capability while its bounding set, which
+        # every mount helper it starts inherits, does not.
+        "can_raise": bool(statuses) and all(has_capability(t) and has_capability(t, field="CapBnd") for t in statuses),
+        "nr_open": int(nr_open) if nr_open.isdigit() else DEFAULT_NR_OPEN,
+    }
+
+
+def read_nofile_facts(proc="/proc", pids=("1", "self")):
+    """``nofile_facts`` of this node, read from ``proc``; ``pids`` ("1" only: leave out this process, whose limits
+    are not a mount's when it runs under a batch system)."""
+    texts = {}
+    for key in [f"{pid}/{name}" for pid in pids for name in ("limits", "status")] + ["sys/fs/nr_open"]:
+        try:
+            with open(os.path.join(proc, key), encoding="utf-8", errors="replace") as handle:
+                texts[key] = handle.read()
+        except OSError:
+            continue
+    return nofile_facts(texts)
+
+
+def suggested_nfiles(hard_limit):
+    """The largest power of two not above ``hard_limit`` and DEFAULT_NFILES: a CVMFS_NFILES that fits."""
+    ceiling = min(hard_limit, DEFAULT_NFILES) if hard_limit else DEFAULT_NFILES
+    value = 1
+    while value * 2 <= ceiling:
+        value *= 2
+    return value
+
+
+def nfiles_cause_remedy(nfiles, hard_limit, repository="<repo>", source="CVMFS_NFILES"):
+    """Cause and remedy of a CVMFS_NFILES the mount cannot have (either number may be unknown: None)."""
+    what = f"CVMFS_NFILES={nfiles}" if nfiles else "CVMFS_NFILES"
+    limit = f" ({hard_limit})" if hard_limit else ""
+    example = f"at most {hard_limit}, e.g. {suggested_nfiles(hard_limit)}" if hard_limit else "within `ulimit -Hn`"
+    return (
+        f"Failed to set maximum number of open files: {what} is above the hard limit on open files{limit} the "
+        "mount runs under, and the node cannot raise it (no CAP_SYS_RESOURCE, as in containers, Kubernetes pods "
+        "and batch containers): the client refuses to mount",
+        f"set {source} to {example}"
+        + (" (sitekit's cvmfs role: cvmfs_nfiles, or 0 to fit the node's limit)" if source == "CVMFS_NFILES" else "")
+        + ", or raise the hard limit for the mount (the container's --ulimit nofile=N:N, systemd's "
+        f"DefaultLimitNOFILE for fstab mounts); then mount {repository} again (`cvmfs_config probe {repository}`)",
+    )
+
+
+def judge_nfiles(nfiles, facts, source="CVMFS_NFILES"):
+    """Whether the client can raise its open-file limit to ``nfiles`` under ``facts`` (``nofile_facts``).
+
+    Returns {ok, nfiles, hard_limit, can_raise, suggested, cause, remedy}.
+    """
+    hard, can_raise = facts.get("hard_limit"), facts.get("can_raise")
+    ok = hard is None or nfiles <= hard or (can_raise and nfiles <= facts.get("nr_open", DEFAULT_NR_OPEN))
+    cause = remedy = None
+    if not ok:
+        cause, remedy = nfiles_cause_remedy(nfiles, hard, source=source)
+        remedy = remedy.replace("mount <repo> again (`cvmfs_config probe <repo>`)", "mount the repositories again")
+    return {
+        "ok": bool(ok),
+        "nfiles": nfiles,
+        "hard_limit": hard,
+        "can_raise": bool(can_raise),
+        "suggested": suggested_nfiles(hard) if hard else None,
+        "cause": cause,
+        "remedy": remedy,
+    }
+
+
+def configured_nfiles(params):
+    """CVMFS_NFILES from the files (``params``), else the client's default; None when no file was read (no
+    configuration, no verdict) or the value is not a number."""
+    if not params:
+        return None
+    value = params.get("CVMFS_NFILES", str(DEFAULT_NFILES))
+    return int(value) if value.isdigit() else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Running clients
+# ---------------------------------------------------------------------------------------------
+def mounted_repositories(mountinfo_text, mountpoint=DEFAULT_MOUNTPOINT):
+    """The repositories a CVMFS client serves now: cvmfs2 FUSE mounts directly under ``mountpoint``, sorted."""
+    mounts = parse_mountinfo(mountinfo_text)
+    mountpoint = os.path.normpath(mountpoint)
+    names = set()
+    for entry in mounts:
+        parent, name = os.path.split(entry["mount_point"])
+        if parent == mountpoint and is_cvmfs_mount(top_mount(mounts, entry["mount_point"])):
+            names.add(name)
+    return sorted(names)
+
+
+# ---------------------------------------------------------------------------------------------
 # Result
 # ---------------------------------------------------------------------------------------------
-def repository_result(name, mountpoint, before, after, access):
+def repository_result(name, mountpoint, before, after, access, params=None, expect_proxy=None):
     """One repository's result from mount states before/after (``mount_state``) and ``access_repository``'s report.
 
-    Keys: name, path, mounted_before, mounted_after, mounted_on_access, autofs, filesystem, readable, seconds,
-    file, xattrs, error, errno, cause, remedy.
+    ``params`` (what the configuration files say, ``read_parameters``) and ``expect_proxy`` judge the running
+    client (``judge_client``). Keys: name, path, mounted_before, mounted_after, mounted_on_access, autofs,
+    filesystem, readable, ok (readable and the client did not fail), seconds, file, xattrs, client, error, errno,
+    cause, remedy.
     """
     path = os.path.join(mountpoint, name)
     if access.get("step") is None and access.get("entries") == 0 and not after["mounted"]:
@@ -403,6 +793,8 @@ def repository_result(name, mountpoint, before, after, access):
     failed = access.get("step") is not None
     code = errno_of(access.get("errno"), access.get("strerror")) if failed else None
     error = cause = remedy = None
+    xattrs = dict(access.get("xattrs") or {})
+    client = judge_client(xattrs, params or {}, name, expect_proxy)
     if failed:
         steps = {"stat": "stat", "list": "list", "read": "read", "timeout": "access", "child": "access"}
         where = dict(steps, unmounted="list").get(access["step"], access["step"])
@@ -417,6 +809,10 @@ def repository_result(name, mountpoint, before, after, access):
             name,
             mountpoint,
         )
+    elif client["status"] == "fail":
+        failing = next(c for c in client["checks"] if c["status"] == "fail")
+        error = f"{failing['name']} {path}: {failing['detail']}"
+        cause, remedy = client["cause"], client["remedy"]
     return {
         "name": name,
         "path": path,
@@ -426,9 +822,11 @@ def repository_result(name, mountpoint, before, after, access):
         "autofs": before["autofs"] or after["autofs"],
         "filesystem": after["filesystem"] or before["filesystem"],
         "readable": not failed,
+        "ok": not failed and client["status"] != "fail",
         "seconds": access.get("seconds"),
         "file": access.get("file"),
-        "xattrs": dict(access.get("xattrs") or {}),
+        "xattrs": xattrs,
+        "client": client,
         "error": error,
         "errno": errno.errorcode.get(code) if code else ("ETIMEDOUT" if access.get("step") == "timeout" else None),
         "cause": cause,
@@ -436,27 +834,61 @@ def repository_result(name, mountpoint, before, after, access):
     }
 
 
-def probe(repositories, mountpoint=DEFAULT_MOUNTPOINT, rel=None, timeout=DEFAULT_TIMEOUT, mountinfo=None):
-    """Probe each repository in turn; returns {"ok", "repositories"}.
+def probe(
+    repositories,
+    mountpoint=DEFAULT_MOUNTPOINT,
+    rel=None,
+    timeout=DEFAULT_TIMEOUT,
+    mountinfo=None,
+    expect=None,
+    config_root=CONFIG_ROOT,
+    nofile=None,
+):
+    """Probe each repository in turn; returns {"ok", "repositories", "nfiles"}.
 
     ``mountinfo`` (a callable returning the mount table text) defaults to reading /proc/self/mountinfo; it is
-    read before and after each access.
+    read before and after each access. What the files under ``config_root`` say judges each running client;
+    ``expect`` may give ``proxy`` (CVMFS_HTTP_PROXY) and ``nfiles`` (CVMFS_NFILES) instead. ``nofile`` (a
+    callable returning ``nofile_facts``) defaults to reading this node's /proc.
     """
+    expect = expect or {}
     mountinfo = mountinfo or read_mountinfo
     mountpoint = os.path.normpath(mountpoint)
     results = []
+    nfiles = expect.get("nfiles")
     for name in repositories:
+        params = read_parameters(name, config_root)
+        if nfiles is None:
+            nfiles = configured_nfiles(params)
         before = mount_state(parse_mountinfo(mountinfo()), mountpoint, name)
         access = access_repository(os.path.join(mountpoint, name), rel, timeout)
         after = mount_state(parse_mountinfo(mountinfo()), mountpoint, name)
-        results.append(repository_result(name, mountpoint, before, after, access))
-    return {"ok": all(r["readable"] for r in results), "repositories": results}
+        results.append(repository_result(name, mountpoint, before, after, access, params, expect.get("proxy")))
+    limit = judge_nfiles(nfiles, (nofile or read_nofile_facts)()) if nfiles else None
+    return {
+        "ok": all(r["ok"] for r in results) and (limit is None or limit["ok"]),
+        "repositories": results,
+        "nfiles": limit,
+    }
 
 
 def failure_message(result):
-    """The fail_json message: each unreadable repository with its error, cause and remedy; None if all are fine."""
-    failed = [r for r in result["repositories"] if not r["readable"]]
-    if not failed:
+    """The fail_json message: each failed repository with its error, cause and remedy, and an open-file limit the
+    client cannot have; None if all is fine."""
+    failed = [r for r in result["repositories"] if not r.get("ok", r["readable"])]
+    limit = result.get("nfiles")
+    if not failed and (not limit or limit["ok"]):
         return None
+    unreadable = [r for r in failed if not r["readable"]]
     parts = [f"{r['name']}: {r['error']}. Cause: {r['cause']}. Remedy: {r['remedy']}." for r in failed]
-    return f"cvmfs_probe: {len(failed)} of {len(result['repositories'])} repositories not readable. " + " ".join(parts)
+    if limit and not limit["ok"]:
+        parts.append(f"CVMFS_NFILES: Cause: {limit['cause']}. Remedy: {limit['remedy']}.")
+    total = len(result["repositories"])
+    heads = []
+    if unreadable:
+        heads.append(f"{len(unreadable)} of {total} repositories not readable")
+    if len(failed) > len(unreadable):
+        heads.append(f"{len(failed) - len(unreadable)} of {total} repositories served against the configuration")
+    if limit and not limit["ok"]:
+        heads.append("the client cannot have its open-file limit")
+    return "cvmfs_probe: " + "; ".join(heads) + ". " + " ".join(parts)

@@ -5,7 +5,9 @@ HTCondor startd cron job runs (the ``htcondor_apptainer`` role ships this file a
 standard library, importable without Ansible. It holds no check of its own: it composes
 
 - the kernel verdict of ``sitekit_kernel`` (``check_node``): user namespaces, the container mode;
-- the repository probe of ``sitekit_cvmfs`` (``probe``): each configured repository accessed as a job would;
+- the repository probe of ``sitekit_cvmfs`` (``probe``): each configured repository accessed as a job would, its
+  running client judged against /etc/cvmfs (a client gone DIRECT where proxies are configured fails), and
+  CVMFS_NFILES against the node's open-file limit;
 - a real launch of the site image as the unprivileged probe user, built from ``sitekit_launch``'s probe script,
   pilot launch line, checks and error mapping, run through ``sitekit_proc``;
 
@@ -36,7 +38,7 @@ import uuid
 # sitekit's library directory (on sys.path).
 try:
     from ansible.module_utils.sitekit_cvmfs import probe as cvmfs_probe
-    from ansible.module_utils.sitekit_cvmfs import validate_repository
+    from ansible.module_utils.sitekit_cvmfs import read_nofile_facts, validate_repository
     from ansible.module_utils.sitekit_kernel import check_node, parse_version_output
     from ansible.module_utils.sitekit_launch import (
         CVMFS_APPTAINER,
@@ -60,7 +62,7 @@ try:
     from ansible.module_utils.sitekit_proc import run_in_session
 except ImportError:
     from sitekit_cvmfs import probe as cvmfs_probe
-    from sitekit_cvmfs import validate_repository
+    from sitekit_cvmfs import read_nofile_facts, validate_repository
     from sitekit_kernel import check_node, parse_version_output
     from sitekit_launch import (
         CVMFS_APPTAINER,
@@ -188,20 +190,35 @@ def judge_kernel(verdict):
 
 
 def judge_cvmfs(result, repositories):
-    """The CVMFS check from ``sitekit_cvmfs.probe``'s result: every configured repository is readable."""
+    """The CVMFS check from ``sitekit_cvmfs.probe``'s result: every configured repository is readable, its client
+    does not go DIRECT where the configuration names proxies, and CVMFS_NFILES fits the node's open-file limit."""
+    limit = result.get("nfiles")
     if not repositories:
         return _step("cvmfs", True, "no repositories to check", repositories=[])
-    rows = [{"name": r["name"], "readable": r["readable"], "seconds": r["seconds"]} for r in result["repositories"]]
+    rows = [
+        {
+            "name": r["name"],
+            "readable": r["readable"],
+            "seconds": r["seconds"],
+            "proxy": (r.get("xattrs") or {}).get("proxy"),
+        }
+        for r in result["repositories"]
+    ]
     readable = [r["name"] for r in result["repositories"] if r["readable"]]
-    failed = [r for r in result["repositories"] if not r["readable"]]
+    failed = [r for r in result["repositories"] if not r.get("ok", r["readable"])]
     detail = f"{len(readable)}/{len(repositories)} repositories readable" + (
         f": {', '.join(readable)}" if readable else ""
     )
-    if not failed:
-        return _step("cvmfs", True, detail, repositories=rows)
-    first = failed[0]
-    cause = f"{first['name']}: {first['error']}: {first['cause']}"
-    return _step("cvmfs", False, detail, cause, first["remedy"], repositories=rows)
+    proxies = sorted({row["proxy"] for row in rows if row["proxy"]})
+    if proxies:
+        detail += f"; proxy {', '.join(proxies)}"
+    if failed:
+        first = failed[0]
+        cause = f"{first['name']}: {first['error']}: {first['cause']}"
+        return _step("cvmfs", False, detail, cause, first["remedy"], repositories=rows)
+    if limit and not limit["ok"]:
+        return _step("cvmfs", False, detail, limit["cause"], limit["remedy"], repositories=rows)
+    return _step("cvmfs", True, detail, repositories=rows)
 
 
 def judge_launch(run, parsed, *, token, scratch, image, user, bind_targets, host_processes, apptainer=None):
@@ -281,16 +298,20 @@ def kernel_check(root="/"):
 
 def cvmfs_check(repositories, mountpoint, remaining):
     """Probe each repository (``sitekit_cvmfs``) with what is left of the time budget (``remaining()`` seconds)."""
-    results = []
+    results, limit = [], None
     for name in repositories:
         left = remaining()
         if left < 1:
             break
-        results += cvmfs_probe([name], mountpoint, None, left)["repositories"]
+        # The open-file limit of the mounts is pid 1's (systemd: fstab mount units, autofs), not this check's, which
+        # runs under HTCondor's limits.
+        probed = cvmfs_probe([name], mountpoint, None, left, nofile=lambda: read_nofile_facts(pids=("1",)))
+        results += probed["repositories"]
+        limit = probed.get("nfiles")
     if len(results) < len(repositories):
         skipped = ", ".join(repositories[len(results) :])
         return not_run("cvmfs", f"the time budget was used up before {skipped} could be probed")
-    return judge_cvmfs({"repositories": results}, repositories)
+    return judge_cvmfs({"repositories": results, "nfiles": limit if repositories else None}, repositories)
 
 
 def _launch_failure(image, user, what, cause, remedy, apptainer=None):

@@ -11,7 +11,8 @@ sorts every task result into a control by the id in the task's name (``[SK-SQUID
 * a control is ``drift`` on a node when one of its tasks would change something (check mode reports
   ``changed``; ansible-playbook itself exits 0 then), ``fail`` when one failed, and ``ok`` otherwise;
 * readiness controls read the modules' own verdicts: the kernel (``kernel_compat``), each CVMFS
-  repository (``cvmfs_probe``), the container launch (``container_launch``), the proxies
+  repository (``cvmfs_probe``: readable; its running client against its configuration files, SK-CVMFS-06;
+  CVMFS_NFILES against the open-file limit, SK-CVMFS-07), the container launch (``container_launch``), the proxies
   (``proxy_check``) and the HTCondor readiness attribute (``SitekitReady``).
 
 Writes DIR/compliance.json (the summary), DIR/junit.xml (one test case per node and control),
@@ -44,6 +45,9 @@ CONTROLS = {
     "SK-USERNS-10": ("User namespaces", "readiness"),
     "SK-LAUNCH-01": ("Container launch", "readiness"),
     "SK-CVMFS-05": ("CVMFS", "readiness"),  # expanded per repository: SK-CVMFS-05:<repo>
+    # The running client against what its files say (proxy, host, revision freshness), per repository.
+    "SK-CVMFS-06": ("CVMFS client as configured", "readiness"),
+    "SK-CVMFS-07": ("CVMFS open files", "readiness"),
     "SK-PROXY-01": ("Proxy", "readiness"),
     "SK-HTC-10": ("HTCondor SitekitReady", "readiness"),
     "SK-BASE-00": ("base: variables", "config"),
@@ -183,6 +187,18 @@ def _readiness(cid: str, task: str, result: dict, results: dict, host: str) -> b
                 f"{repo.get('error') or ''}\n{repo.get('cause') or ''}".strip(),
                 repo.get("remedy") or "",
             )
+            if isinstance(repo.get("client"), dict):
+                _client_control(results, repo)
+        limit = result.get("nfiles")
+        if isinstance(limit, dict):
+            _merge(
+                results,
+                "SK-CVMFS-07",
+                "ok" if limit.get("ok") else "fail",
+                f"{limit.get('nfiles')} / {limit.get('hard_limit') or 'unlimited'}",
+                limit.get("cause") or "",
+                limit.get("remedy") or "",
+            )
         return True
     if "launch_seconds" in result or ("checks" in result and "image" in result):  # container_launch
         ready = bool(result.get("ready"))
@@ -212,6 +228,26 @@ def _readiness(cid: str, task: str, result: dict, results: dict, host: str) -> b
         )
         return True
     return False
+
+
+def _client_control(results: dict, repo: dict) -> None:
+    """SK-CVMFS-06:<repo>: what the running client uses (its xattrs) against what its files say.
+
+    fail: it goes DIRECT although proxies are configured; drift: it runs an older configuration or a stale
+    revision (the remedy reloads it); skip: no xattrs to judge (a stand-in, an unreadable repository).
+    """
+    client = repo["client"]
+    checks = {c.get("name"): c for c in client.get("checks") or []}
+    status = {"ok": "ok", "fail": "fail", "drift": "drift"}.get(client.get("status"), "skip")
+    proxy = (checks.get("proxy") or {}).get("running")
+    if status in ("fail", "drift"):
+        bad = [f"{name}: {c.get('detail')}" for name, c in checks.items() if c.get("status") == client["status"]]
+        value = ", ".join(name for name, c in checks.items() if c.get("status") == client["status"])
+        detail = "\n".join([client.get("cause") or "", *bad]).strip()
+    else:
+        value = f"proxy {proxy}" if proxy else "unknown"
+        detail = "; ".join(f"{name}: {c.get('detail')}" for name, c in checks.items())
+    _merge(results, f"SK-CVMFS-06:{repo['name']}", status, value, detail, client.get("remedy") or "")
 
 
 def collect(data: dict) -> dict[str, dict]:

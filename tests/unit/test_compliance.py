@@ -123,3 +123,60 @@ def test_every_role_task_carries_a_known_control_id(path):
         assert match, f"{path.relative_to(TOP)}: task without a control id: {name!r}"
         if compliance.CONTROL_ID.search(name):
             assert match.group(1) in compliance.CONTROLS, f"{name!r}: unknown control {match.group(1)}"
+
+
+# --- the running CVMFS client against its configuration (SK-CVMFS-06) and its open files (SK-CVMFS-07) ---
+
+
+def _real_probe(node, nfiles=None):
+    """cvmfs_probe's result on the real 2.12.0 client of ``node``, judged by today's module_utils."""
+    sys.path.insert(0, str(TOP / "module_utils"))
+    import sitekit_cvmfs as cv
+
+    real = DATA.parent / "cvmfs" / "real-2.12.0"
+    recorded = json.loads((real / f"probe-{node}.json").read_text())["repositories"][0]
+    params = cv.parse_parameters(next(real.glob(f"showconfig-{node}-*.txt")).read_text())
+    state = {"mounted": True, "autofs": False, "filesystem": "cvmfs2"}
+    access = {"step": None, "xattrs": recorded["xattrs"], "file": recorded["file"], "seconds": recorded["seconds"]}
+    repo = cv.repository_result(recorded["name"], "/cvmfs", state, state, access, params)
+    facts = cv.nofile_facts(yaml.safe_load((real / "proc-wn2.yml").read_text())["files"])
+    limit = cv.judge_nfiles(nfiles or int(params["CVMFS_NFILES"]), facts)
+    return {"changed": False, "ok": repo["ok"] and limit["ok"], "repositories": [repo], "nfiles": limit}
+
+
+def test_the_running_client_is_compared_with_its_files():
+    task = {"task": {"name": "Report | Probe every repository [SK-CVMFS-05]"}}
+    task["hosts"] = {"wn1": _real_probe("wn1"), "wn2": _real_probe("wn2", nfiles=131072)}
+    data = {"plays": [{"tasks": [task]}], "stats": {"wn1": {}, "wn2": {}}}
+    summary = compliance.summarise(compliance.collect(data), data["stats"], "lab", "recorded", GROUPS)
+    nodes = {n["name"]: n["results"] for n in summary["nodes"]}
+    wn1, wn2 = nodes["wn1"], nodes["wn2"]
+    assert wn1["SK-CVMFS-05:software.sitekit.lab"]["status"] == wn2["SK-CVMFS-05:software.sitekit.lab"]["status"]
+    assert wn1["SK-CVMFS-06:software.sitekit.lab"] == {
+        "status": "ok",
+        "value": "proxy http://10.89.77.10:3128",
+        "detail": "proxy: uses http://10.89.77.10:3128; host: uses http://stratum1.sitekit.lab/cvmfs/"
+        "software.sitekit.lab; revision: revision 2, valid 2 more min",
+        "remedy": "",
+    }
+    direct = wn2["SK-CVMFS-06:software.sitekit.lab"]
+    assert (direct["status"], direct["value"]) == ("fail", "proxy")
+    assert "CVMFS_PAC_URLS is not set" in direct["detail"] and "proxy: uses DIRECT" in direct["detail"]
+    assert "cvmfs_pac_urls" in direct["remedy"]
+    assert wn1["SK-CVMFS-07"]["status"] == "ok" and wn1["SK-CVMFS-07"]["value"] == "16384 / 20000"
+    assert wn2["SK-CVMFS-07"]["status"] == "fail" and "e.g. 16384" in wn2["SK-CVMFS-07"]["remedy"]
+    assert {n["name"]: n["status"] for n in summary["nodes"]} == {"wn1": "ok", "wn2": "fail"}
+    titles = {c["id"]: c["title"] for c in summary["controls"]}
+    assert titles["SK-CVMFS-06:software.sitekit.lab"] == "CVMFS client as configured software.sitekit.lab"
+
+
+def test_a_client_running_an_older_configuration_is_drift():
+    probe = _real_probe("wn1")
+    repo = probe["repositories"][0]
+    host = next(c for c in repo["client"]["checks"] if c["name"] == "host")
+    host.update(status="drift", detail="uses http://old/cvmfs/x, not one of CVMFS_SERVER_URL")
+    repo["client"].update(status="drift", cause="it runs an older configuration", remedy="run `cvmfs_config reload`")
+    task = {"task": {"name": "Report | Probe every repository [SK-CVMFS-05]"}, "hosts": {"wn1": probe}}
+    nodes = compliance.collect({"plays": [{"tasks": [task]}]})
+    cell = nodes["wn1"]["SK-CVMFS-06:software.sitekit.lab"]
+    assert (cell["status"], cell["value"], cell["remedy"]) == ("drift", "host", "run `cvmfs_config reload`")

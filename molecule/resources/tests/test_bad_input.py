@@ -29,6 +29,8 @@ CASES = [
     ("cvmfs", {"cvmfs_http_proxy": [["http://squid1:3128", "DIRECT"]]}, "cvmfs_http_proxy"),
     ("cvmfs", {"cvmfs_http_proxy": ["https://squid1:3128"]}, "cvmfs_http_proxy"),
     ("cvmfs", {"cvmfs_keepalive_interval": 30}, "cvmfs_keepalive_interval=30 must be positive and less than half"),
+    ("cvmfs", {"cvmfs_pac_urls": ["http://wpad"]}, "cvmfs_pac_urls: item 1 ('http://wpad'): the URL needs the PAC"),
+    ("cvmfs", {"cvmfs_nfiles": -1}, "cvmfs_nfiles=-1 must be a positive number of open files, or 0"),
     (
         "squid",
         {"squid_client_networks": ["10.1.2.0/33"]},

@@ -2,19 +2,42 @@
 
 autofs (real autofs, real timeouts, real keep-alive) where the kernel can automount, static mounts (real fstab
 lines mounted by mount(8) and by systemd at boot through the stand-in /sbin/mount.cvmfs) where it cannot or where
-SITEKIT_LAB_MOUNT_MODE forces them. Proofs of the other mode are skipped with the reason.
+SITEKIT_LAB_MOUNT_MODE forces them. Proofs of the other mode are skipped with the reason. Also the PAC chain the
+client walks for auto, and the open-file limit the client's mount runs under.
 """
 
 import json
 import re
+import shlex
 import subprocess
 import time
+from urllib.parse import urlsplit
 
 import lab_cvmfs
+import pacparser
 import pytest
 
 UNITS = ("sitekit-cvmfs-keepalive.service", "sitekit-cvmfs-keepalive.timer")
 MASTER_MAP = "/etc/auto.master.d/cvmfs.autofs"
+
+# Python on a node: fetch URL without a proxy, as the CVMFS client fetches its PAC files; print status, type, body.
+FETCH_PAC = """
+import json, sys, urllib.request
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+try:
+    r = opener.open(sys.argv[1], timeout=10)
+    print(json.dumps({"status": r.status, "type": r.headers.get("Content-Type"), "body": r.read().decode()}))
+except Exception as exc:
+    print(json.dumps({"status": None, "error": f"{type(exc).__name__}: {exc}"}))
+"""
+# Python on a node: GET URL through PROXY (host:port), print the status.
+FETCH_THROUGH = """
+import http.client, sys
+host, port = sys.argv[1].rsplit(":", 1)
+c = http.client.HTTPConnection(host, int(port), timeout=10)
+c.request("GET", sys.argv[2])
+print(c.getresponse().status)
+"""
 
 
 def _workers(hostvars):
@@ -250,3 +273,85 @@ def test_switching_from_autofs_to_static_and_back_leaves_nothing_behind(host, ho
     assert back.returncode == 0, back.stdout[-3000:]
     _assert_autofs_mode(host, hostvars)
     assert all(r["autofs"] for r in _probe_ok(host)["repositories"])
+
+
+def _default_local(host):
+    text = host.file("/etc/cvmfs/default.local").content_string
+    return dict(re.findall(r"^(CVMFS_[A-Z0-9_]+)='([^']*)'$", text, re.M))
+
+
+def _pac_proxy_to_cvmfs(pac):
+    """A PAC result as the client turns it into proxy groups: "PROXY h:p; DIRECT" -> ["http://h:p", "DIRECT"]."""
+    groups = []
+    for item in filter(None, (part.strip() for part in pac.split(";"))):
+        kind, _, where = item.partition(" ")
+        groups.append("DIRECT" if kind == "DIRECT" else f"http://{where.strip()}")
+    return groups
+
+
+def test_auto_comes_with_the_pac_files_of_the_sites_wpad(host, hostvars):
+    """With the defaults (auto;DIRECT) the role writes CVMFS_PAC_URLS naming each WPAD name the site serves."""
+    _workers(hostvars)
+    params = _default_local(host)
+    assert params["CVMFS_HTTP_PROXY"] == "auto;DIRECT"
+    names = hostvars.get("wpad_server_names", ["grid-wpad", "wpad"])
+    urls = params["CVMFS_PAC_URLS"].split(";")
+    assert sorted(urlsplit(u).hostname for u in urls) == sorted(names) and all(u.endswith("/wpad.dat") for u in urls)
+
+
+def test_the_pac_chain_the_client_walks_ends_at_the_site_squid(host, hostvars):
+    """Each URL of CVMFS_PAC_URLS, fetched from the worker node without a proxy as the client fetches it, evaluated
+    with pacparser (the engine the client embeds) for the stratum-1, names the site's squid; the squid serves."""
+    _workers(hostvars)
+    url = hostvars["sitekit_proxy_check_url"]
+    stratum1 = urlsplit(url).hostname
+    squid = f"{hostvars['groups']['squids'][0]}:3128"
+    for pac_url in _default_local(host)["CVMFS_PAC_URLS"].split(";"):
+        run = host.run(f"python3 -c {shlex.quote(FETCH_PAC)} {shlex.quote(pac_url)}")
+        answer = json.loads(run.stdout)
+        assert answer["status"] == 200, (pac_url, answer)
+        assert answer["type"] == "application/x-ns-proxy-autoconfig"
+        pacparser.init()
+        try:
+            pacparser.parse_pac_string(answer["body"])
+            groups = _pac_proxy_to_cvmfs(pacparser.find_proxy(url, stratum1))
+        finally:
+            pacparser.cleanup()
+        assert groups[0] == f"http://{squid}", (pac_url, groups)
+        assert ("DIRECT" in groups) == bool(hostvars.get("wpad_direct_fallback", False))
+    status = host.run(f"python3 -c {shlex.quote(FETCH_THROUGH)} {shlex.quote(squid)} {shlex.quote(url)}")
+    assert status.stdout.strip() == "200", status.stdout + status.stderr
+
+
+def test_the_open_file_limit_fits_the_mount(host, hostvars):
+    """CVMFS_NFILES within the hard limit the mount runs under (the lab's nodes: 20000, no CAP_SYS_RESOURCE), and
+    the probe, which makes the same check on the node, agrees; a stand-in without xattrs has no proxy verdict."""
+    _workers(hostvars)
+    hard = int(re.search(r"^Max open files\s+\S+\s+(\d+)", host.file("/proc/1/limits").content_string, re.M).group(1))
+    params = _default_local(host)
+    nfiles = int(params.get("CVMFS_NFILES", 131072))
+    result = json.loads(host.run_expect([0], "/usr/local/sbin/sitekit-cvmfs-probe").stdout)
+    assert result["nfiles"]["ok"] and result["nfiles"]["nfiles"] == nfiles
+    if not result["nfiles"]["can_raise"]:
+        assert nfiles <= hard
+        assert "CVMFS_NFILES" in params or hard >= 131072
+    for repo in result["repositories"]:
+        assert repo["ok"] and repo["client"]["status"] == "unknown", repo["client"]
+        assert repo["client"]["checks"][0]["configured"] == params["CVMFS_HTTP_PROXY"]
+
+
+def test_a_cvmfs_nfiles_above_the_limit_fails_naming_the_variable_and_the_fix(host, hostvars, apply_role):
+    _workers(hostvars)
+    limits = host.file("/proc/1/limits").content_string
+    hard = int(re.search(r"^Max open files\s+\S+\s+(\d+)", limits, re.M).group(1))
+    status = host.file("/proc/1/status").content_string
+    bounding = int(re.search(r"^CapBnd:\s+([0-9a-f]+)", status, re.M).group(1), 16)
+    if bounding >> 24 & 1:
+        pytest.skip("the node may raise its open-file limit (CAP_SYS_RESOURCE): any CVMFS_NFILES to fs.nr_open fits")
+    before = host.run("sha256sum /etc/cvmfs/default.local").stdout
+    run = apply_role("cvmfs", {"sitekit_test_hosts": "worker_nodes", "cvmfs_nfiles": hard + 1})
+    out = re.sub(r"\s+", " ", run.stdout + run.stderr)
+    assert run.returncode != 0
+    assert f"cvmfs_nfiles={hard + 1}: Failed to set maximum number of open files" in out, out[-2000:]
+    assert "Fix: set cvmfs_nfiles to at most" in out and "--ulimit nofile" in out
+    assert host.run("sha256sum /etc/cvmfs/default.local").stdout == before

@@ -30,6 +30,8 @@ REPO_KEYS = {
     "autofs",
     "filesystem",
     "readable",
+    "ok",
+    "client",
     "seconds",
     "file",
     "xattrs",
@@ -156,6 +158,7 @@ def test_keepalive_gives_the_same_result(capsys, cvmfs):
         ({"repositories": ["good.example.org"], "file": "/etc/passwd"}, "file '/etc/passwd'"),
         ({"repositories": ["good.example.org"], "timeout": 0}, "timeout must be a positive number"),
         ({"repositories": ["good.example.org"], "mountpoint": "cvmfs"}, "mountpoint 'cvmfs' must be an absolute"),
+        ({"repositories": ["good.example.org"], "nfiles": 0}, "nfiles must be a positive number"),
     ],
 )
 def test_bad_input_fails_naming_it(capsys, args, message):
@@ -253,3 +256,23 @@ def test_an_empty_unmounted_mountpoint_is_not_a_repository(capsys, cvmfs):
     assert empty["error"] == f"list {cvmfs}/static.example.org: empty directory, nothing mounted"
     assert "not a mounted repository" in empty["cause"]
     assert f"mount {cvmfs}/static.example.org" in empty["remedy"]
+
+
+def test_the_client_is_judged_against_the_configuration_files(capsys, cvmfs, tmp_path):
+    """A stand-in repository has no xattrs: no verdict on the client; the files' CVMFS_NFILES is judged."""
+    etc = tmp_path / "etc-cvmfs"
+    etc.mkdir()
+    (etc / "default.local").write_text("CVMFS_HTTP_PROXY='auto;DIRECT'\nCVMFS_NFILES='1024'\n")
+    args = {"repositories": ["good.example.org"], "mountpoint": str(cvmfs), "config_root": str(etc)}
+    code, out = run_main(capsys, args)
+    assert code == 0 and out["ok"]
+    repo = out["repositories"][0]
+    assert repo["ok"] and repo["client"]["status"] == "unknown"
+    assert repo["client"]["checks"][0]["configured"] == "auto;DIRECT"
+    assert out["nfiles"]["nfiles"] == 1024 and out["nfiles"]["ok"]
+    code, out = run_main(capsys, {**args, "expect_proxy": "DIRECT", "nfiles": 2048})
+    assert out["repositories"][0]["client"]["checks"][0]["configured"] == "DIRECT"
+    assert out["nfiles"]["nfiles"] == 2048
+    # Beyond any kernel's ceiling (fs.nr_open): the probe fails with the cause and the fix.
+    code, out = run_main(capsys, {**args, "nfiles": 2**31})
+    assert code == 1 and "the client cannot have its open-file limit" in out["msg"] and "CVMFS_NFILES" in out["msg"]

@@ -477,3 +477,35 @@ def test_a_crash_publishes_not_ready_rather_than_nothing(tmp_path, monkeypatch):
 def test_usage_errors(tmp_path, capsys):
     assert sc.main(["--bogus"], str(tmp_path / "x.json"), io.StringIO()) == 2
     assert "usage: sitekit-selfcheck" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# The real CVMFS 2.12.0 client: a node whose client goes DIRECT is not ready
+# ---------------------------------------------------------------------------------------------
+def _real(node):
+    from sitekit_cvmfs import parse_parameters, repository_result
+
+    real = DATA / "cvmfs" / "real-2.12.0"
+    recorded = json.loads((real / f"probe-{node}.json").read_text())["repositories"][0]
+    params = parse_parameters(next(real.glob(f"showconfig-{node}-*.txt")).read_text())
+    state = {"mounted": True, "autofs": False, "filesystem": "cvmfs2"}
+    access = {"step": None, "xattrs": recorded["xattrs"], "file": recorded["file"], "seconds": recorded["seconds"]}
+    return repository_result(recorded["name"], "/cvmfs", state, state, access, params)
+
+
+def test_a_client_gone_direct_makes_the_node_not_ready():
+    step = sc.judge_cvmfs({"repositories": [_real("wn2")], "nfiles": None}, ["software.sitekit.lab"])
+    assert not step["ok"]
+    assert step["detail"] == "1/1 repositories readable: software.sitekit.lab; proxy DIRECT"
+    assert "CVMFS_PAC_URLS is not set" in step["cause"] and "cvmfs_config reload" in step["remedy"]
+
+
+def test_a_client_through_the_squid_is_ready_and_names_it():
+    step = sc.judge_cvmfs({"repositories": [_real("wn1")], "nfiles": None}, ["software.sitekit.lab"])
+    assert step["ok"] and step["detail"].endswith("; proxy http://10.89.77.10:3128")
+
+
+def test_an_open_file_limit_the_client_cannot_have_makes_the_node_not_ready():
+    limit = {"ok": False, "cause": "Failed to set maximum number of open files: ...", "remedy": "set CVMFS_NFILES"}
+    step = sc.judge_cvmfs({"repositories": [_real("wn1")], "nfiles": limit}, ["software.sitekit.lab"])
+    assert not step["ok"] and step["cause"] == limit["cause"] and step["remedy"] == "set CVMFS_NFILES"

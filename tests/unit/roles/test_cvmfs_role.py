@@ -1,0 +1,147 @@
+"""The cvmfs role's new pieces: default.local as the role renders it on a node (CVMFS_PAC_URLS with auto,
+CVMFS_NFILES within the node's open-file limit) and the condition under which a configuration change reloads the
+running clients.
+
+The rendering runs the role's validate tasks on this machine (connection local, check mode: nothing is written) with
+the role's defaults. The reload condition is the handler's own `when`, evaluated on the recorded mount tables of
+tests/unit/data/cvmfs/: the lab's stand-in has no cvmfs_config, so the reload itself runs only where a client does.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import jinja2
+import pytest
+import sitekit_cvmfs
+import yaml
+
+TOP = Path(__file__).resolve().parents[3]
+ROLE = TOP / "roles" / "cvmfs"
+DATA = TOP / "tests" / "unit" / "data" / "cvmfs"
+PLAY = """
+- hosts: localhost
+  gather_facts: false
+  vars:
+    cvmfs_repositories: [software.sitekit.lab]
+    cvmfs_source: none
+  tasks:
+    - name: Render default.local with the role's own tasks
+      ansible.builtin.include_role:
+        name: cvmfs
+        tasks_from: validate
+    - name: Show it
+      ansible.builtin.debug:
+        msg: "BEGIN{{ __cvmfs_default_local }}END"
+"""
+
+
+def render(tmp_path, extra=None):
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(PLAY)
+    argv = [
+        str(Path(sys.executable).parent / "ansible-playbook"),
+        "-i",
+        "localhost,",
+        "-c",
+        "local",
+        "--check",
+        str(playbook),
+        "-e",
+        f"ansible_python_interpreter={sys.executable}",
+    ]
+    if extra:
+        argv += ["-e", extra]
+    env = {"ANSIBLE_CONFIG": str(TOP / "ansible.cfg"), "PATH": "/usr/bin:/bin", "ANSIBLE_STDOUT_CALLBACK": "default"}
+    env["ANSIBLE_CALLBACK_RESULT_FORMAT"] = "json"
+    run = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=TOP, timeout=300)
+    found = re.search(r"BEGIN(.*?)END", run.stdout.encode().decode("unicode_escape"), re.S)
+    return run, (found.group(1) if found else None)
+
+
+def test_the_defaults_with_auto_name_the_sites_wpad_and_fit_the_open_file_limit(tmp_path):
+    run, text = render(tmp_path)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    params = sitekit_cvmfs.parse_parameters(text)
+    assert params["CVMFS_HTTP_PROXY"] == "auto;DIRECT"
+    assert params["CVMFS_PAC_URLS"] == "http://grid-wpad/wpad.dat;http://wpad/wpad.dat"
+    facts = sitekit_cvmfs.read_nofile_facts()
+    nfiles = int(params.get("CVMFS_NFILES", sitekit_cvmfs.DEFAULT_NFILES))
+    assert sitekit_cvmfs.judge_nfiles(nfiles, facts)["ok"]
+
+
+def test_no_pac_urls_without_auto_and_the_sites_own(tmp_path):
+    run, text = render(tmp_path, '{"cvmfs_http_proxy": ["http://squid1:3128", "DIRECT"]}')
+    assert run.returncode == 0 and "CVMFS_PAC_URLS" not in text
+    run, text = render(tmp_path, '{"cvmfs_pac_urls": ["http://pac.example.org/site.pac"]}')
+    assert "CVMFS_PAC_URLS='http://pac.example.org/site.pac'" in text
+
+
+def test_a_bad_pac_url_and_an_impossible_nfiles_fail_naming_the_variable(tmp_path):
+    run, _ = render(tmp_path, '{"cvmfs_pac_urls": ["http://wpad"]}')
+    assert run.returncode != 0 and "cvmfs_pac_urls: item 1 ('http://wpad')" in run.stdout
+    # Above any kernel's fs.nr_open ceiling: no node can give the client this many.
+    run, _ = render(tmp_path, '{"cvmfs_nfiles": 2147483648}')
+    assert run.returncode != 0 and "cvmfs_nfiles: cvmfs_nfiles=2147483648: Failed to set maximum" in run.stdout
+
+
+# --- the reload handler --------------------------------------------------------------------------
+
+HANDLERS = yaml.safe_load((ROLE / "handlers" / "main.yml").read_text())
+TOPIC = "Apply the CVMFS configuration"
+
+
+def handler(name):
+    return next(h for h in HANDLERS if h["name"] == name)
+
+
+def condition(when, variables):
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    env.filters["b64decode"] = lambda text: base64.b64decode(text).decode()
+    env.filters["cvmfs_mounted_repositories"] = sitekit_cvmfs.mounted_repositories
+    conditions = when if isinstance(when, list) else [when]
+    # all() stops at the first false condition, as Ansible does.
+    return all(env.from_string("{{ (" + c + ") | string }}").render(**variables) == "True" for c in conditions)
+
+
+def test_every_configuration_task_notifies_the_topic_the_reload_listens_to():
+    notified = set()
+    for path in (ROLE / "tasks").glob("*.yml"):
+        for task in yaml.safe_load(path.read_text()) or []:
+            if "/etc/cvmfs" in str(task.get("ansible.builtin.copy", {}).get("dest", "")):
+                notified.add(task.get("notify"))
+    assert notified == {TOPIC}
+    listeners = [h["name"] for h in HANDLERS if h.get("listen") == TOPIC]
+    assert listeners == [
+        "Set up the CVMFS client",
+        "Read the mount table for running CVMFS clients",
+        "Reload the running CVMFS clients",
+    ]
+    assert handler("Reload the running CVMFS clients")["ansible.builtin.command"]["argv"] == ["cvmfs_config", "reload"]
+
+
+MOUNT_TABLES = {
+    "mountinfo-el9-cvmfs-static.yml": True,
+    "mountinfo-el9-cvmfs-autofs.yml": True,
+    "mountinfo-wn2-plain.yml": False,  # the stand-in before any access: nothing mounted
+    "mountinfo-wn2-autofs.yml": False,  # the stand-in's bind mounts are no CVMFS client
+}
+
+
+@pytest.mark.parametrize("name", sorted(MOUNT_TABLES))
+@pytest.mark.parametrize("client", [True, False], ids=["client", "no-client"])
+def test_the_reload_runs_only_where_a_client_serves_a_repository(name, client):
+    data = yaml.safe_load((DATA / name).read_text())
+    text = data.get("mountinfo") or data["after"]
+    when = handler("Reload the running CVMFS clients")["when"]
+    variables = {
+        "__cvmfs_client": {"stat": {"exists": client}},
+        # With no client the slurp is skipped: its result has no content, and the condition must not reach it.
+        "__cvmfs_mountinfo": {"content": base64.b64encode(text.encode()).decode()} if client else {"skipped": True},
+    }
+    assert condition(when, variables) is (client and MOUNT_TABLES[name])
+    assert handler("Read the mount table for running CVMFS clients")["when"] == "__cvmfs_client.stat.exists"
