@@ -80,14 +80,6 @@ options:
       - The client's configuration directory.
     type: path
     default: /etc/cvmfs
-  keepalive:
-    description:
-      - Marks the run as a keep-alive (a systemd timer or a pre-job hook that keeps automounted repositories
-        mounted, a workaround for CVM-2004). It accesses every repository exactly as a probe does and returns the
-        same keys; with V(true) set O(fail_on_error=false) as well if one bad repository must not stop the rest of
-        the play.
-    type: bool
-    default: false
 attributes:
   check_mode:
     description: Can run in check mode and return changed status prediction without modifying target.
@@ -134,10 +126,11 @@ EXAMPLES = r"""
   loop_control:
     label: "{{ item.name }}"
 
-- name: Keep the automounted repositories mounted (what the keep-alive timer runs)
+# Every access keeps an automounted repository mounted for autofs's timeout: the same probe is a keep-alive
+# (the cvmfs role's timer runs it as /usr/local/sbin/sitekit-cvmfs-probe --quiet).
+- name: Keep the automounted repositories mounted, whatever one bad repository does
   cvmfs_probe:
     repositories: "{{ cvmfs_repositories }}"
-    keepalive: true
     fail_on_error: false
 """
 
@@ -306,7 +299,6 @@ def main():
             "file": {"type": "str"},
             "timeout": {"type": "float", "default": 30},
             "fail_on_error": {"type": "bool", "default": True},
-            "keepalive": {"type": "bool", "default": False},
             "expect_proxy": {"type": "str"},
             "nfiles": {"type": "int"},
             "config_root": {"type": "path", "default": "/etc/cvmfs"},

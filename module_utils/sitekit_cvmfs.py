@@ -335,8 +335,9 @@ def classify_error(number=None, text=None, step=None, autofs=False, repository="
             "Too many levels of symbolic links: autofs could not mount the repository in this mount namespace; a "
             "container that binds /cvmfs sees this for every repository not accessed on the host before it started "
             "(CVM-2004; an automount from inside a container also needs / to be shared)",
-            f"access {path} on the host before containers start and keep it mounted (sitekit's keep-alive timer "
-            f"runs this module with keepalive=true), or set --timeout=0 for {mountpoint} in the autofs master map, "
+            f"access {path} on the host before containers start and keep it mounted (sitekit's keep-alive timer, "
+            f"sitekit-cvmfs-keepalive.timer, probes it every few seconds), or set --timeout=0 for {mountpoint} in "
+            "the autofs master map, "
             f"or use static mounts instead of autofs; then check `cvmfs_config probe {repository}`",
         )
     if code == errno.ENOTCONN:
