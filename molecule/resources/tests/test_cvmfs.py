@@ -212,7 +212,11 @@ def test_static_mounts_come_back_after_a_node_restart(host, hostvars):
     name = hostvars["inventory_hostname"]
     start = time.monotonic()
     subprocess.run(["podman", "restart", "--time", "30", name], check=True, capture_output=True, timeout=120)
-    state = host.run("systemctl is-system-running --wait").stdout.strip()
+    state = ""
+    while state not in ("running", "degraded") and time.monotonic() - start < 120:
+        # podman exec fails until the restarted container runs; then systemd waits for the boot to finish.
+        state = host.run("systemctl is-system-running --wait").stdout.strip()
+        time.sleep(0.5)
     booted = round(time.monotonic() - start, 1)
     assert state in ("running", "degraded"), host.run("systemctl --failed").stdout
     _assert_static_mode(host, hostvars)
@@ -227,7 +231,7 @@ def test_explicit_autofs_is_refused_where_the_kernel_cannot_automount(host, host
     state = "sha256sum /etc/fstab /etc/cvmfs/default.local; ls /etc/auto.master.d /etc/systemd/system"
     before = host.run(state).stdout
     run = apply_role("cvmfs", {"cvmfs_mount_mode": "autofs"})
-    out = re.sub(r"\s+", " ", run.stdout)  # the result format wraps long messages
+    out = re.sub(r"\s+", " ", run.stdout + run.stderr)  # the result format wraps long messages
     assert run.returncode != 0
     assert "cvmfs_mount_mode=autofs, but this node cannot automount" in out, run.stdout[-3000:]
     assert "set cvmfs_mount_mode: static" in out
@@ -246,9 +250,16 @@ def test_static_mode_clears_autofs_leftovers_without_touching_an_autofs_that_can
     assert host.package("autofs").is_installed
     try:
         sh(f"echo '/cvmfs /etc/auto.cvmfs --timeout=10' > {MASTER_MAP}")
-        for unit in UNITS:
-            sh(f"printf '[Unit]\\nDescription=left from autofs mode\\n' > /etc/systemd/system/{unit}")
-        sh("systemctl daemon-reload; systemctl restart autofs || true")
+        # The keep-alive units as autofs mode leaves them: the timer enabled and running.
+        units = {
+            UNITS[0]: "[Unit]\\nDescription=left from autofs mode\\n[Service]\\nType=oneshot\\nExecStart=/bin/true\\n",
+            UNITS[1]: "[Unit]\\nDescription=left from autofs mode\\n[Timer]\\nOnUnitActiveSec=60\\nOnBootSec=60\\n"
+            "[Install]\\nWantedBy=timers.target\\n",
+        }
+        for unit, text in units.items():
+            sh(f"printf '{text}' > /etc/systemd/system/{unit}")
+        sh(f"systemctl daemon-reload && systemctl enable --now {UNITS[1]}")
+        sh("systemctl restart autofs || true")
         autofs_before = sh("systemctl is-active autofs", check=False).strip()
         run = apply_role("cvmfs", {})
         assert run.returncode == 0, run.stdout[-3000:]
