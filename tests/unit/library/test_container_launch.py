@@ -235,8 +235,7 @@ def test_documentation_matches_the_argument_spec(monkeypatch):
 
 def test_documentation_attributes_and_return_keys():
     doc = yaml.safe_load(container_launch.DOCUMENTATION)
-    assert doc["attributes"]["check_mode"]["support"] == "full"
-    assert doc["attributes"]["diff_mode"]["support"] == "none"
+    assert doc["extends_documentation_fragment"] == ["action_common_attributes", "sitekit.read_only"]
     returned = yaml.safe_load(container_launch.RETURN)
     assert set(returned) == RESULT_KEYS - {"changed"}
     assert all(v["returned"] == "always" and "sample" in v for v in returned.values())
@@ -245,9 +244,10 @@ def test_documentation_attributes_and_return_keys():
         assert task["name"][0].isupper()
 
 
-def test_ansible_doc_renders():
+def ansible_doc(*args):
+    """ansible-doc as a user runs it from the repository (ansible.cfg: library, doc fragments)."""
     proc = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "ansible-doc"), "container_launch"],
+        [os.path.join(os.path.dirname(sys.executable), "ansible-doc"), *args],
         cwd=REPO,
         env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")},
         capture_output=True,
@@ -256,7 +256,32 @@ def test_ansible_doc_renders():
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_ansible_doc_renders():
+    proc = ansible_doc("container_launch")
     assert "container_launch" in proc.stdout and "fail_on_error" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "diff"),
+    [
+        ("container_launch", "none"),
+        ("kernel_compat", "none"),
+        ("cvmfs_probe", "none"),
+        ("node_selfcheck", "none"),
+        ("proxy_check", "none"),
+        ("apptainer_conf", "full"),
+    ],
+)
+def test_attributes_as_ansible_doc_shows_them(module, diff):
+    """The read-only modules' attributes come from one documentation fragment (doc_fragments/sitekit.py)."""
+    attributes = json.loads(ansible_doc("--json", module).stdout)[module]["doc"]["attributes"]
+    assert attributes["check_mode"]["support"] == "full"
+    assert attributes["diff_mode"]["support"] == diff
+    assert attributes["platform"]["platforms"] == "posix"
+    assert all(a["description"] for a in attributes.values())
 
 
 def test_module_runs_standalone_with_an_args_file(tmp_path, user):
@@ -266,6 +291,7 @@ def test_module_runs_standalone_with_an_args_file(tmp_path, user):
     args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"image": missing, "user": user, "fail_on_error": False}}))
     proc = subprocess.run(
         [sys.executable, "library/container_launch.py", str(args)],
+        env={**os.environ, "PYTHONPATH": str(REPO / "module_utils")},
         cwd=REPO,
         capture_output=True,
         text=True,
