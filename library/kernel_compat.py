@@ -14,7 +14,7 @@ description:
     Apptainer would use, whether SIF images mount unprivileged, the cvmfsexec modes that work, and an ordered list
     of exact remediation steps. Sets the same dictionary as the fact C(kernel_compat).
   - Read-only. Changes nothing, in check mode or not.
-  - The rules follow sitekit's PLATFORMS.md, for example EL7.4-7.5 kernels need both
+  - Per platform, for example EL7.4-7.5 kernels need both
     C(user.max_user_namespaces) > 0 and the boot argument C(namespace.unpriv_enable=1); Ubuntu 23.10 and later
     need an AppArmor profile with C(userns,) for the installed starter.
   - When O(root=/), the Apptainer version comes from running C(apptainer --version); on a recorded tree it comes

@@ -11,9 +11,9 @@ needs the same answer. Pure standard library, importable without Ansible. The pi
 - ``classify_error`` maps an errno (or its text, or a timeout) to a cause and a remedy;
 - ``repository_result`` and ``failure_message`` put it together.
 
-The error texts, the CVM-2004 autofs behaviour and the magic extended attribute names come from the project's
-PLATFORMS.md ("CVMFS client"), LAB.md ("autofs") and the CernVM-FS client documentation (getxattr section of the
-implementation notes); the recorded cases the tests use are in tests/unit/data/cvmfs/.
+The error texts and the CVM-2004 autofs behaviour were seen on real clients and the lab's autofs; the magic extended
+attribute names are those of the CernVM-FS client documentation (getxattr section of the implementation notes); the
+recorded cases the tests use are in tests/unit/data/cvmfs/.
 """
 
 from __future__ import annotations

@@ -137,7 +137,7 @@ def test_autofs_unmounts_without_keepalive_and_keepalive_keeps_it(host, hostvars
     try:
         host.run_expect([0], f"ls /cvmfs/{repo}")
         assert _mounted(host, repo)
-        # autofs expires a mount between timeout and about 1.3 x timeout after the last access (../shared/LAB.md).
+        # autofs expires a mount between timeout and about 1.3 x timeout after the last access (measured in the lab).
         assert _wait_unmounted(host, repo, timeout * 2 + 5), f"autofs kept {repo} mounted without the keep-alive"
     finally:
         host.run_expect([0], "systemctl start sitekit-cvmfs-keepalive.timer")
