@@ -384,7 +384,7 @@ def main(argv=None) -> int:
     (out / "compliance.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
     junit(summary).write(out / "junit.xml", encoding="utf-8", xml_declaration=True)
     (out / "report.html").write_text(sitekit_report.render_html(summary))
-    print(sitekit_report.render_table(summary))
+    print(sitekit_report.render_table(summary), end="")
     t = summary["totals"]
     print(
         f"\ncompliance: {summary['verdict'].upper()}: {t['ok']} ok, {t['drift']} drifted, {t['fail']} failed, "
