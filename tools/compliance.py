@@ -41,7 +41,17 @@ import yaml  # noqa: E402
 CONTROL_ID = re.compile(r"\[(SK-[A-Z]+-\d+)\]")
 # The roles in report order; each one's controls (id, title, and for a readiness control its column) are in
 # roles/<role>/meta/controls.yml, next to the tasks that carry the ids.
-ROLE_ORDER = ("base", "userns", "cvmfs", "apptainer", "squid", "wpad", "htcondor_apptainer", "ansible_pull")
+ROLE_ORDER = (
+    "base",
+    "userns",
+    "cvmfs",
+    "apptainer",
+    "squid",
+    "wpad",
+    "htcondor_apptainer",
+    "ansible_pull",
+    "readiness",
+)
 
 
 def load_controls(roles_dir: Path = TOP / "roles") -> tuple[dict[str, tuple[str, str]], dict[str, str]]:

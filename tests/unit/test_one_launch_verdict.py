@@ -47,11 +47,13 @@ def judged(policy):
 
 
 def validate_playbook_verdict(result):
-    """What playbooks/validate.yml records as the node's readiness, from its own expression."""
+    """What playbooks/validate.yml (the readiness role's launch check) records as the node's readiness."""
     play = yaml.safe_load((TOP / "playbooks" / "validate.yml").read_text())[0]
-    record = next(t for t in play["tasks"] if "__validate_summary" in t.get("ansible.builtin.set_fact", {}))
-    expression = record["ansible.builtin.set_fact"]["__validate_summary"]["ready"]
-    text = jinja2.Template(expression).render(__validate_kernel={"ready": True}, __validate_launch=result)
+    assert [t["ansible.builtin.include_role"] for t in play["tasks"]] == [{"name": "readiness", "tasks_from": "launch"}]
+    tasks = yaml.safe_load((TOP / "roles" / "readiness" / "tasks" / "launch.yml").read_text())
+    record = next(t for t in tasks if "__readiness_launch_summary" in t.get("ansible.builtin.set_fact", {}))
+    expression = record["ansible.builtin.set_fact"]["__readiness_launch_summary"]["ready"]
+    text = jinja2.Template(expression).render(__readiness_launch_kernel={"ready": True}, __readiness_launch=result)
     return text == "True"
 
 
