@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import ansible_doc
 
 TOP = Path(__file__).resolve().parents[3]
 FILTERS_DIR = TOP / "filter_plugins"
@@ -38,16 +36,6 @@ def test_every_filter_has_its_documentation_file(name):
 
 
 def test_ansible_doc_shows_every_filter():
-    proc = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "ansible-doc"), "-t", "filter", "--json", *FILTERS],
-        cwd=TOP,
-        env={**os.environ, "ANSIBLE_CONFIG": str(TOP / "ansible.cfg")},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    shown = json.loads(proc.stdout)
+    shown = json.loads(ansible_doc("-t", "filter", "--json", *FILTERS).stdout)
     assert sorted(shown) == sorted(FILTERS)
     assert all(entry["doc"]["short_description"] for entry in shown.values())

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.testing import patch_module_args
-from conftest import REPO
+from conftest import REPO, ansible_doc
 
 RESULT_KEYS = {
     "changed",
@@ -242,21 +242,6 @@ def test_documentation_attributes_and_return_keys():
     assert set(container_launch.empty_result("/i", "u")) == RESULT_KEYS
     for task in yaml.safe_load(container_launch.EXAMPLES):
         assert task["name"][0].isupper()
-
-
-def ansible_doc(*args):
-    """ansible-doc as a user runs it from the repository (ansible.cfg: library, doc fragments)."""
-    proc = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "ansible-doc"), *args],
-        cwd=REPO,
-        env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc
 
 
 def test_ansible_doc_renders():
