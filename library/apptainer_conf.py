@@ -9,7 +9,7 @@ short_description: Set keys of apptainer.conf (or singularity.conf) in place
 description:
   - Sets the given keys of Apptainer's configuration file and leaves every other line, the comments that
     document each key included, as the package shipped it.
-  - Only keys the file itself documents (a C(# KEY NAME: [TYPE]) header) are accepted, so a typo or a key of
+  - Only keys the file itself documents (a header line C(# KEY NAME) with its type) are accepted, so a typo or a key of
     another Apptainer version fails before anything is written, naming the key.
   - A key given a list is written once per element, in order (C(bind path)); other keys once.
   - A key that is only present commented out is written right after the commented example.
@@ -26,6 +26,7 @@ options:
         C(null) removes the key's active lines (Apptainer's built-in default applies).
     type: dict
     required: true
+extends_documentation_fragment: [action_common_attributes]
 attributes:
   check_mode:
     support: full
@@ -42,11 +43,18 @@ EXAMPLES = r"""
       allow setuid: false
       mount slave: true
       bind path: [/etc/hosts, /etc/localtime, /cvmfs]
+  become: true
+  register: __apptainer_conf
+
+- name: Show which keys changed (Apptainer reads the file at each launch; nothing to restart)
+  ansible.builtin.debug:
+    var: __apptainer_conf.changed_keys
 """
 
 RETURN = r"""
 changed_keys:
-  description: The keys whose lines changed.
+  description:
+    - The keys whose lines changed (in check mode, would change).
   returned: always
   type: list
   elements: str

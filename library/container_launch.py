@@ -66,6 +66,15 @@ options:
         the container, and each entry is looked for in the image (the classic trap, EL7 host paths in an EL6
         image).
     type: dict
+  host_path_policy:
+    description:
+      - Whether host C(PATH) and C(LD_LIBRARY_PATH) entries missing in the image make the node not ready.
+      - C(warn) reports them in the C(host_paths) check and leaves RV(ready) to the other checks (Apptainer replaces
+        C(PATH) unless a pilot forwards it); C(fail) counts them like any other check. The C(validate.yml) playbook,
+        the compliance gate and the node self-check all use the default, so they give a node the same verdict.
+    type: str
+    choices: [warn, fail]
+    default: warn
   contain:
     description: Pass C(--contain) (no host /home, /tmp, /var/tmp), as pilots do.
     type: bool
@@ -106,16 +115,7 @@ options:
         launch (a bind not visible, host paths missing) never fail the task; they make C(ready) false.
     type: bool
     default: true
-attributes:
-  check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
-    support: none
-  platform:
-    description: Target OS/families that can be operated against.
-    platforms: posix
+extends_documentation_fragment: [action_common_attributes, sitekit.read_only]
 notes:
   - The user is switched by the module itself (group, supplementary groups, uid) before Apptainer starts, in a new
     session; a clean environment is used (C(PATH) of the module, C(HOME) the scratch directory, C(LANG=C)), so
@@ -177,7 +177,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 ready:
-  description: Whether the container launched and every check passed.
+  description:
+    - Whether the container launched and every check passed; C(host_paths) counts only with O(host_path_policy=fail).
   returned: always
   type: bool
   sample: true
@@ -205,18 +206,10 @@ apptainer:
   description: The binary used and its version (nulls when none was found).
   returned: always
   type: dict
+  sample: {path: /usr/bin/apptainer, version: 1.4.5}
   contains:
-    path:
-      description: The binary.
-      type: str
-      sample: /usr/bin/apptainer
-    version:
-      description: What C(--version) printed (the version only), or null.
-      type: str
-      sample: 1.4.5
-  sample:
-    path: /usr/bin/apptainer
-    version: 1.4.5
+    path: {description: The binary., type: str, sample: /usr/bin/apptainer}
+    version: {description: What C(--version) printed (the version only), or null., type: str, sample: 1.4.5}
 command:
   description: The argv the launch ran (the probe script is one element); null when nothing was launched.
   returned: always
@@ -278,87 +271,19 @@ remedy:
   sample: "raise user.max_user_namespaces ...: echo 'user.max_user_namespaces = 15000' >> ..."
 """
 
-# Imports follow the documentation, in the order every Ansible module uses (STYLE.md: module file order).
+# Imports follow the documentation, in the order every Ansible module uses.
 import os  # noqa: E402
-import pwd  # noqa: E402
-import shutil  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import uuid  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-# Ansible's AnsiballZ finds these imports and bundles module_utils/sitekit_*.py with the module. The fallback
-# serves only `python library/container_launch.py ARGS.json` run from the repository (and unit tests), where the
-# ansible.module_utils package does not contain sitekit's module_utils.
+# AnsiballZ bundles module_utils/sitekit_launch.py and what it imports with the module. From the
+# repository (unit tests, `PYTHONPATH=module_utils python library/container_launch.py ARGS.json`) it is on the path.
 try:
-    from ansible.module_utils.sitekit_kernel import parse_version_output
-    from ansible.module_utils.sitekit_launch import (
-        CVMFS_APPTAINER,
-        MARKER_NAME,
-        SCRATCH_PREFIX,
-        build_baseline_argv,
-        build_launch_argv,
-        build_probe,
-        count_processes,
-        diagnose,
-        diagnose_host_path,
-        error_excerpt,
-        evaluate,
-        host_path_problem,
-        launch_env,
-        not_run_checks,
-        parse_bind,
-        parse_probe_output,
-        run_as,
-        split_path_list,
-        timeout_stage,
-    )
+    from ansible.module_utils import sitekit_launch as launch
 except ImportError:
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "module_utils"))
-    from sitekit_kernel import parse_version_output
-    from sitekit_launch import (
-        CVMFS_APPTAINER,
-        MARKER_NAME,
-        SCRATCH_PREFIX,
-        build_baseline_argv,
-        build_launch_argv,
-        build_probe,
-        count_processes,
-        diagnose,
-        diagnose_host_path,
-        error_excerpt,
-        evaluate,
-        host_path_problem,
-        launch_env,
-        not_run_checks,
-        parse_bind,
-        parse_probe_output,
-        run_as,
-        split_path_list,
-        timeout_stage,
-    )
+    import sitekit_launch as launch
 
-DEFAULT_SEARCH_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-def empty_result(image, user, command_given=False):
-    """Every return key, as it is before anything ran."""
-    return {
-        "changed": False,
-        "ready": False,
-        "launch_seconds": None,
-        "baseline_seconds": None,
-        "image": image,
-        "user": user,
-        "apptainer": {"path": None, "version": None},
-        "command": None,
-        "image_os": None,
-        "checks": not_run_checks("nothing was launched", command_given=command_given),
-        "error": None,
-        "cause": None,
-        "remedy": None,
-    }
+empty_result = launch.empty_result
 
 
 def main():
@@ -371,6 +296,7 @@ def main():
             "apptainer": {"type": "path"},
             "command": {"type": "list", "elements": "str"},
             "host_env": {"type": "dict"},
+            "host_path_policy": {"type": "str", "choices": list(launch.HOST_PATH_POLICIES), "default": "warn"},
             "contain": {"type": "bool", "default": True},
             "ipc": {"type": "bool", "default": True},
             "pid": {"type": "bool", "default": True},
@@ -382,152 +308,39 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    image, user = p["image"], p["user"]
-    command = p["command"] or []
-    result = empty_result(image, user, bool(command))
-
-    def usage_error(msg):
-        """Wrong arguments: fail whatever fail_on_error says."""
-        result.update(cause="wrong module arguments", remedy=msg)
-        module.fail_json(msg=f"container_launch: {msg}", **result)
-
-    def node_error(msg, cause, remedy, error=None):
-        """The node cannot launch: fail, or report with fail_on_error=false."""
-        result.update(error=error or msg, cause=cause, remedy=remedy)
-        result["checks"] = not_run_checks(msg, [parse_bind(b)[1] for b in p["binds"]], bool(command))
-        if p["fail_on_error"]:
-            module.fail_json(msg=f"container_launch: {msg}. Cause: {cause}. Remedy: {remedy}", **result)
-        module.exit_json(**result)
-
-    # --- Arguments
-    if p["timeout"] < 1:
-        usage_error(f"timeout must be a positive number of seconds, got {p['timeout']}")
-    try:
-        account = pwd.getpwnam(user)
-    except KeyError:
-        usage_error(f"user {user!r} does not exist on this node: name the pilot's existing unprivileged account")
-    if account.pw_uid == 0:
-        usage_error(f"user {user!r} has uid 0: the launch must run as an unprivileged user (the pilot's account)")
-    if os.geteuid() not in (0, account.pw_uid):
-        usage_error(f"launching as {user!r} needs root: run the task with become: true")
-    binds = []
-    for spec in p["binds"]:
-        try:
-            binds.append((spec, *parse_bind(spec)))
-        except ValueError as exc:
-            usage_error(str(exc))
-    scratch_base = p["scratch_base"]
-    if not os.path.isdir(scratch_base):
-        usage_error(f"scratch_base {scratch_base!r} is not a directory: name one where {user!r} may create files")
-    if set(":,") & set(scratch_base):
-        usage_error(f"scratch_base {scratch_base!r} contains ':' or ',', which --home cannot take")
     host_env = p["host_env"]
     if host_env is None:
-        host_env = {var: os.environ.get(var, "") for var in ("PATH", "LD_LIBRARY_PATH")}
-    host_paths = {var: split_path_list(str(host_env.get(var) or "")) for var in ("PATH", "LD_LIBRARY_PATH")}
-
-    # --- The node: the image, the bind sources, Apptainer
-    problem = host_path_problem(image)
-    if problem:
-        state = "does not exist" if "no such file" in problem.lower() else "is not accessible"
-        node_error(f"image {image} {state}: {problem}", *diagnose_host_path(image, problem, "image"))
-    for spec, src, _dst, _opts in binds:
-        problem = host_path_problem(src)
-        if problem:
-            state = "does not exist" if "no such file" in problem.lower() else "is not accessible"
-            node_error(
-                f"bind {spec!r}: the source {src} {state} on the host: {problem}",
-                *diagnose_host_path(src, problem, "bind"),
-            )
-    apptainer = p["apptainer"]
-    if apptainer:
-        if not (os.path.isfile(apptainer) and os.access(apptainer, os.X_OK)):
-            node_error(
-                f"apptainer {apptainer!r} is not an executable file",
-                "the Apptainer binary named by the apptainer option is missing",
-                f"install Apptainer (sitekit's apptainer role) or point apptainer at an existing binary, e.g. "
-                f"{CVMFS_APPTAINER}",
-            )
-    else:
-        apptainer = module.get_bin_path("apptainer") or module.get_bin_path("singularity")
-        if not apptainer:
-            node_error(
-                "neither apptainer nor singularity is on the PATH",
-                "Apptainer is not installed on this node",
-                "install it with sitekit's apptainer role (apptainer_source), or, where user namespaces are on, "
-                f"set apptainer to OSG's build on CVMFS: {CVMFS_APPTAINER}",
-            )
-    rc, out, _ = module.run_command([apptainer, "--version"], environ_update={"LANG": "C", "LC_ALL": "C"})
-    result["apptainer"] = {"path": apptainer, "version": parse_version_output(out) if rc == 0 else None}
-
-    # --- The launch, in a scratch directory that is removed whatever happens
-    token = f"sitekit-{uuid.uuid4().hex[:12]}"
-    targets = [dst for _spec, _src, dst, _opts in binds]
-    probe = build_probe(token, targets, host_paths, host_pid=os.getpid())
-    scratch = tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=scratch_base)
+        host_env = {var: os.environ.get(var, "") for var in launch.HOST_PATH_VARS}
     try:
-        os.chmod(scratch, 0o700)
-        marker_path = os.path.join(scratch, MARKER_NAME)
-        with open(marker_path, "w", encoding="utf-8") as handle:
-            handle.write(token + "\n")
-        if os.geteuid() == 0:
-            os.chown(scratch, account.pw_uid, account.pw_gid)
-            os.chown(marker_path, account.pw_uid, account.pw_gid)
-        argv = build_launch_argv(
-            apptainer,
-            image,
-            scratch,
-            probe,
-            binds=[spec for spec, *_ in binds],
+        result, problem, warnings = launch.launch(
+            p["image"],
+            p["user"],
+            binds=p["binds"],
+            scratch_base=p["scratch_base"],
+            apptainer=p["apptainer"],
+            command=p["command"] or [],
+            host_env=host_env,
             contain=p["contain"],
             ipc=p["ipc"],
             pid=p["pid"],
             extra_args=p["extra_args"],
-            command=command,
+            timeout=p["timeout"],
+            baseline=p["baseline"],
+            host_path_policy=p["host_path_policy"],
+            search_path=os.environ.get("PATH") or launch.SEARCH_PATH,
+            which=module.get_bin_path,
         )
-        result["command"] = argv
-        env = launch_env(user, scratch, apptainer, host_env, os.environ.get("PATH") or DEFAULT_SEARCH_PATH)
-        ids = {"uid": account.pw_uid, "gid": account.pw_gid, "user": user} if os.geteuid() == 0 else {}
-        host_processes = count_processes()
-        launch = run_as(argv, env, scratch, p["timeout"], **ids)
-        result["launch_seconds"] = launch["seconds"]
-        if p["baseline"] and not launch["timed_out"]:
-            bare = run_as(build_baseline_argv(apptainer, image), env, scratch, p["timeout"], **ids)
-            if bare["rc"] == 0:
-                result["baseline_seconds"] = bare["seconds"]
-            else:
-                module.warn(f"the baseline launch failed (rc {bare['rc']}): {error_excerpt(bare['stderr'])}")
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-        if os.path.lexists(scratch):
-            module.warn(f"could not remove the scratch directory {scratch}")
-
-    parsed = parse_probe_output(launch["stdout"], token)
-    checks, ready = evaluate(
-        parsed,
-        launch=launch,
-        marker=token,
-        scratch=scratch,
-        bind_targets=targets,
-        host_paths=host_paths,
-        pid=p["pid"],
-        host_processes=host_processes,
-        command_given=bool(command),
-    )
-    result.update(checks=checks, ready=ready, image_os=parsed["os"])
-    if launch["leftover"]:
-        module.warn(f"processes {launch['leftover']} survived the kill after the timeout")
-    failed = launch["timed_out"] or launch["rc"] != 0 or not parsed["started"]
-    if failed:
-        error = error_excerpt(launch["stderr"]) or error_excerpt(parsed["other"])
-        stage = timeout_stage(parsed, bool(command))
-        cause, remedy = diagnose(launch["stderr"] + "\n" + parsed["other"], launch["timed_out"], stage)
-        what = (
-            f"the launch timed out after {p['timeout']} s and was killed, {stage}"
-            if launch["timed_out"]
-            else f"the launch as {user!r} failed (rc {launch['rc']})"
+    except launch.LaunchArgumentError as exc:
+        # Wrong arguments fail whatever fail_on_error says.
+        result = launch.empty_result(p["image"], p["user"], bool(p["command"]))
+        result.update(cause="wrong module arguments", remedy=str(exc))
+        module.fail_json(msg=f"container_launch: {exc}", **result)
+    for warning in warnings:
+        module.warn(warning)
+    if problem and p["fail_on_error"]:
+        module.fail_json(
+            msg=f"container_launch: {problem}. Cause: {result['cause']}. Remedy: {result['remedy']}", **result
         )
-        node_error(what, cause, remedy, error)
     module.exit_json(**result)
 
 

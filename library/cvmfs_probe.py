@@ -80,16 +80,7 @@ options:
       - The client's configuration directory.
     type: path
     default: /etc/cvmfs
-attributes:
-  check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
-    support: none
-  platform:
-    description: Target OS/families that can be operated against.
-    platforms: posix
+extends_documentation_fragment: [action_common_attributes, sitekit.read_only]
 notes:
   - The probe runs as the connecting (or become) user. A repository that needs authorization reads as that user.
   - Accessing a repository from inside a container behaves differently (CVM-2004); this module sees the mount
@@ -275,20 +266,17 @@ repositories:
       remedy: null
 """
 
-# Imports follow the documentation, in the order every Ansible module uses (STYLE.md: module file order).
+# Imports follow the documentation, in the order every Ansible module uses.
 import os  # noqa: E402
-import sys  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-# Ansible's AnsiballZ finds this import and bundles module_utils/sitekit_cvmfs.py with the module. The fallback
-# serves only `python library/cvmfs_probe.py ARGS.json` run from the repository (and unit tests), where the
-# ansible.module_utils package does not contain sitekit's module_utils.
+# AnsiballZ bundles module_utils/sitekit_cvmfs.py with the module. From the repository (unit tests, or
+# `PYTHONPATH=module_utils python library/cvmfs_probe.py ARGS.json`) module_utils is on the path instead.
 try:
-    from ansible.module_utils.sitekit_cvmfs import failure_message, probe, validate_file, validate_repository
+    from ansible.module_utils import sitekit_cvmfs as cvmfs
 except ImportError:
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "module_utils"))
-    from sitekit_cvmfs import failure_message, probe, validate_file, validate_repository
+    import sitekit_cvmfs as cvmfs
 
 
 def main():
@@ -310,8 +298,8 @@ def main():
         module.fail_json(msg="cvmfs_probe: repositories is empty. Give at least one name, such as atlas.cern.ch.")
     try:
         for name in params["repositories"]:
-            validate_repository(name)
-        rel = validate_file(params["file"])
+            cvmfs.validate_repository(name)
+        rel = cvmfs.validate_file(params["file"])
     except ValueError as exc:
         module.fail_json(msg=f"cvmfs_probe: {exc}.")
     if params["timeout"] <= 0:
@@ -323,10 +311,10 @@ def main():
 
     # Check mode runs the same: the probe only reads (the automount it triggers is what a job would trigger).
     expect = {"proxy": params["expect_proxy"], "nfiles": params["nfiles"]}
-    result = probe(
+    result = cvmfs.probe(
         params["repositories"], params["mountpoint"], rel, params["timeout"], None, expect, params["config_root"]
     )
-    msg = failure_message(result) if params["fail_on_error"] else None
+    msg = cvmfs.failure_message(result) if params["fail_on_error"] else None
     if msg:
         module.fail_json(msg=msg, changed=False, **result)
     module.exit_json(changed=False, **result)

@@ -14,7 +14,7 @@ description:
     Apptainer would use, whether SIF images mount unprivileged, the cvmfsexec modes that work, and an ordered list
     of exact remediation steps. Sets the same dictionary as the fact C(kernel_compat).
   - Read-only. Changes nothing, in check mode or not.
-  - The rules follow sitekit's PLATFORMS.md, for example EL7.4-7.5 kernels need both
+  - Per platform, for example EL7.4-7.5 kernels need both
     C(user.max_user_namespaces) > 0 and the boot argument C(namespace.unpriv_enable=1); Ubuntu 23.10 and later
     need an AppArmor profile with C(userns,) for the installed starter.
   - When O(root=/), the Apptainer version comes from running C(apptainer --version); on a recorded tree it comes
@@ -42,16 +42,7 @@ options:
     type: str
     choices: [none, unprivileged, setuid]
     default: none
-attributes:
-  check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
-    support: none
-  platform:
-    description: Target OS/families that can be operated against.
-    platforms: posix
+extends_documentation_fragment: [action_common_attributes, sitekit.read_only]
 notes:
   - The verdict describes an unprivileged user on the node. It does not test by creating namespaces; where the rules
     cannot know (unprivileged kernel overlayfs on EL8), a note says how to probe.
@@ -175,7 +166,7 @@ apptainer:
 automount:
   description:
     - Whether the kernel can automount (autofs), for CVMFS's autofs mounts; judged from C(proc/filesystems) and the
-      autofs module of the running kernel under C(lib/modules/<release>) (a module not yet loaded counts: the
+      autofs module of the running kernel under C(lib/modules/<release>) (a module not yet loaded counts; the
       automount daemon loads it), unless the boot argument C(nomodule) forbids loading it.
     - Not part of O(require) or C(ready): a node without autofs runs containers; it mounts CVMFS statically.
   returned: always
@@ -267,20 +258,17 @@ ansible_facts:
       ready: true
 """
 
-# Imports follow the documentation, in the order every Ansible module uses (STYLE.md: module file order).
+# Imports follow the documentation, in the order every Ansible module uses.
 import os  # noqa: E402
-import sys  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-# Ansible's AnsiballZ finds this import and bundles module_utils/sitekit_kernel.py with the module. The fallback
-# serves only `python library/kernel_compat.py ARGS.json` run from the repository (and unit tests), where the
-# ansible.module_utils package does not contain sitekit's module_utils.
+# AnsiballZ bundles module_utils/sitekit_kernel.py with the module. From the repository (unit tests, or
+# `PYTHONPATH=module_utils python library/kernel_compat.py ARGS.json`) module_utils is on the path instead.
 try:
-    from ansible.module_utils.sitekit_kernel import check_node, parse_version_output, requirement_failure
+    from ansible.module_utils import sitekit_kernel as kernel
 except ImportError:
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "module_utils"))
-    from sitekit_kernel import check_node, parse_version_output, requirement_failure
+    import sitekit_kernel as kernel
 
 
 def main():
@@ -300,11 +288,11 @@ def main():
 
     def run_version(binary):
         rc, out, _ = module.run_command([binary, "--version"], environ_update={"LANG": "C", "LC_ALL": "C"})
-        return parse_version_output(out) if rc == 0 else None
+        return kernel.parse_version_output(out) if rc == 0 else None
 
     # Only the running system's binaries are run; a recorded tree's version comes from its dpkg status.
-    result = check_node(root, run_version if os.path.realpath(root) == "/" else None)
-    msg = requirement_failure(result, module.params["require"])
+    result = kernel.check_node(root, run_version if os.path.realpath(root) == "/" else None)
+    msg = kernel.requirement_failure(result, module.params["require"])
     if msg:
         module.fail_json(msg=msg, changed=False, **result)
     module.exit_json(changed=False, ansible_facts={"kernel_compat": result}, **result)

@@ -51,20 +51,18 @@ options:
   apptainer:
     description: The Apptainer binary; default the first C(apptainer) or C(singularity) on the standard path.
     type: path
+  host_path_policy:
+    description:
+      - Whether host C(PATH) entries missing in the image make the node not ready, as in C(container_launch); the
+        self-check forwards no host C(PATH), so only C(warn) (the default) or C(fail) matter for its verdict.
+    type: str
+    choices: [warn, fail]
+    default: warn
   fail_on_error:
     description: Fail the task when the node is not ready (the message is the reason); else only report.
     type: bool
     default: false
-attributes:
-  check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
-    support: none
-  platform:
-    description: Target OS/families that can be operated against.
-    platforms: posix
+extends_documentation_fragment: [action_common_attributes, sitekit.read_only]
 notes:
   - The launch is real, so it needs Apptainer installed and user namespaces (or a setuid starter) on the node.
 seealso:
@@ -144,20 +142,15 @@ classad:
   sample: "SitekitReady = true\nSitekitReason = \"ready\"\n..."
 """
 
-# Imports follow the documentation, in the order every Ansible module uses (STYLE.md: module file order).
-import os  # noqa: E402
-import sys  # noqa: E402
-
+# Imports follow the documentation, in the order every Ansible module uses.
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-# Ansible's AnsiballZ finds this import and bundles module_utils/sitekit_selfcheck.py (and the module_utils it imports)
-# with the module. The fallback serves `python library/node_selfcheck.py ARGS.json` run from the repository (and unit
-# tests), where the ansible.module_utils package does not contain sitekit's module_utils.
+# AnsiballZ bundles module_utils/sitekit_selfcheck.py and what it imports with the module. From the
+# repository (unit tests, `PYTHONPATH=module_utils python library/node_selfcheck.py ARGS.json`) it is on the path.
 try:
-    from ansible.module_utils.sitekit_selfcheck import run, to_classad, validate_config
+    from ansible.module_utils import sitekit_selfcheck as selfcheck
 except ImportError:
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "module_utils"))
-    from sitekit_selfcheck import run, to_classad, validate_config
+    import sitekit_selfcheck as selfcheck
 
 
 def main():
@@ -170,20 +163,20 @@ def main():
             "binds": {"type": "list", "elements": "str", "default": []},
             "timeout": {"type": "int", "default": 60},
             "apptainer": {"type": "path"},
+            "host_path_policy": {"type": "str", "choices": ["warn", "fail"], "default": "warn"},
             "fail_on_error": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
     )
     params = module.params
-    settings = {key: params[key] for key in ("image", "user", "repositories", "mountpoint", "binds", "timeout")}
-    settings["apptainer"] = params["apptainer"]
+    settings = {key: params[key] for key in selfcheck.DEFAULTS if key != "scratch_base"}
     try:
-        config = validate_config(settings)
+        config = selfcheck.validate_config(settings)
     except ValueError as exc:
         module.fail_json(msg=f"node_selfcheck: {exc}.")
     # Check mode runs the same: every check only reads (a launch leaves nothing behind).
-    result = run(config)
-    result["classad"] = to_classad(result)
+    result = selfcheck.run(config)
+    result["classad"] = selfcheck.to_classad(result)
     if params["fail_on_error"] and not result["ready"]:
         module.fail_json(msg=f"node_selfcheck: the node is not ready: {result['reason']}", changed=False, **result)
     module.exit_json(changed=False, **result)

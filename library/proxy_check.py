@@ -43,16 +43,7 @@ options:
         served. The result keys are returned either way.
     type: bool
     default: true
-attributes:
-  check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
-    support: none
-  platform:
-    description: Target OS/families that can be operated against.
-    platforms: posix
+extends_documentation_fragment: [action_common_attributes, sitekit.read_only]
 notes:
   - Run it on a client node (a worker node) to test the squid's client ACL as well; from a node outside the
     squid's client networks every fetch is refused with 403.
@@ -174,29 +165,28 @@ problems:
       remedy: deny every other destination
 """
 
-# Imports follow the documentation, in the order every Ansible module uses (STYLE.md: module file order).
-import os  # noqa: E402
-import sys  # noqa: E402
-
+# Imports follow the documentation, in the order every Ansible module uses.
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-# AnsiballZ bundles module_utils/sitekit_proxy.py; the fallback serves `python library/proxy_check.py ARGS.json`.
+# AnsiballZ bundles module_utils/sitekit_proxy.py with the module. From the repository (unit tests, or
+# `PYTHONPATH=module_utils python library/proxy_check.py ARGS.json`) module_utils is on the path instead.
 try:
     from ansible.module_utils import sitekit_proxy
 except ImportError:
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "module_utils"))
     import sitekit_proxy
+
+ARGUMENT_SPEC = {
+    "proxy": {"type": "str", "required": True},
+    "url": {"type": "str", "required": True},
+    "denied_url": {"type": "str"},
+    "timeout": {"type": "float", "default": 10},
+    "fail_on_error": {"type": "bool", "default": True},
+}
 
 
 def main():
     module = AnsibleModule(
-        argument_spec={
-            "proxy": {"type": "str", "required": True},
-            "url": {"type": "str", "required": True},
-            "denied_url": {"type": "str"},
-            "timeout": {"type": "float", "default": 10},
-            "fail_on_error": {"type": "bool", "default": True},
-        },
+        argument_spec=ARGUMENT_SPEC,
         supports_check_mode=True,
     )
     params = module.params
@@ -211,9 +201,8 @@ def main():
         module.fail_json(msg=f"proxy_check: timeout must be a positive number of seconds, got {params['timeout']}.")
 
     result = sitekit_proxy.check(params["proxy"], params["url"], params["denied_url"], params["timeout"])
-    msg = sitekit_proxy.failure_message(result) if params["fail_on_error"] else None
-    if msg:
-        module.fail_json(msg=msg, changed=False, **result)
+    if params["fail_on_error"] and not result["ok"]:
+        module.fail_json(msg=sitekit_proxy.failure_message(result), changed=False, **result)
     module.exit_json(changed=False, **result)
 
 

@@ -16,9 +16,9 @@ needs the same answer. Pure standard library, importable without Ansible. The pi
   runs under; ``mounted_repositories`` lists the repositories a running client serves (a reload needs one);
 - ``repository_result`` and ``failure_message`` put it together.
 
-The error texts, the CVM-2004 autofs behaviour and the magic extended attribute names come from the project's
-PLATFORMS.md ("CVMFS client"), LAB.md ("autofs") and the CernVM-FS client documentation (getxattr section of the
-implementation notes); the recorded cases the tests use are in tests/unit/data/cvmfs/.
+The error texts and the CVM-2004 autofs behaviour were seen on real clients and the lab's autofs; the magic extended
+attribute names are those of the CernVM-FS client documentation (getxattr section of the implementation notes); the
+recorded cases the tests use are in tests/unit/data/cvmfs/.
 """
 
 from __future__ import annotations

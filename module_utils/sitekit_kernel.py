@@ -9,8 +9,8 @@ platform trees:
 - ``assess(facts)`` turns them into the verdict: user namespaces, container mode, overlay, SIF,
   cvmfsexec modes and the ordered remediation.
 
-The rules and their sources are in the project's PLATFORMS.md (table "Unprivileged user namespaces,
-by platform", "Apptainer", "cvmfsexec modes").
+Each rule names its platform and reason where it is written (``assess`` and its helpers); the recorded platform trees
+in tests/unit/data/platforms/ hold one case per platform and state that matters.
 """
 
 from __future__ import annotations

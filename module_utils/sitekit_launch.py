@@ -10,24 +10,34 @@ library, importable without Ansible. The pieces, each testable on its own and on
 - ``build_launch_argv`` and ``launch_env`` give the pilot's command line and environment;
 - ``run_as`` runs a command as another user in its own session, killing the whole session on a timeout;
 - ``evaluate`` turns the parsed probe into the checks; ``diagnose`` maps Apptainer's error text to a cause
-  and a remedy, ``diagnose_host_path`` does the same for an image or bind source the host itself cannot stat.
+  and a remedy, ``diagnose_host_path`` does the same for an image or bind source the host itself cannot stat;
+- ``launch`` does the whole launch with these pieces (the account, the host paths, finding Apptainer, the scratch
+  directory and its marker, the run, cleanup, the checks and the diagnosis). ``library/container_launch.py``,
+  ``sitekit_selfcheck`` (the node-side command and ``library/node_selfcheck.py``) are adapters around it, so one
+  node gets one verdict whoever asks; what "ready" means for host paths is ``host_path_policy``.
 
-The error strings and the pilot's launch line are in the project's PLATFORMS.md (section "Apptainer"); the
-texts the tests use were recorded from real Apptainer runs (tests/unit/data/launch/).
+Every error text the diagnosis knows was seen on a real Apptainer 1.4 run, recorded with the pilot's launch line
+in tests/unit/data/launch/.
 """
 
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import shlex
+import shutil
+import tempfile
+import uuid
 
-# Ansible's AnsiballZ bundles module_utils/sitekit_proc.py with a module that imports this file; a node-side command
-# finds it next to this file (sitekit's library directory on sys.path).
+# Ansible's AnsiballZ bundles these with a module that imports this file; a node-side command finds them next to this
+# file (sitekit's library directory on sys.path).
 try:
-    from ansible.module_utils.sitekit_proc import run_in_session
+    from ansible.module_utils import sitekit_kernel as kernel
+    from ansible.module_utils import sitekit_proc as proc
 except ImportError:
-    from sitekit_proc import run_in_session
+    import sitekit_kernel as kernel
+    import sitekit_proc as proc
 
 # Where the scratch directory appears inside the container, and the working directory there (as GlideinWMS).
 CONTAINER_HOME = "/srv"
@@ -37,8 +47,15 @@ SCRATCH_PREFIX = "sitekit#launch-"
 MARKER_NAME = ".sitekit-launch-marker"
 # The host variables whose entries the probe looks for inside the image.
 HOST_PATH_VARS = ("PATH", "LD_LIBRARY_PATH")
-# Where OSG publishes an Apptainer that needs no installation (PLATFORMS.md, "Apptainer").
+# Where OSG publishes an Apptainer that needs no installation (it needs unprivileged user namespaces).
 CVMFS_APPTAINER = "/cvmfs/oasis.opensciencegrid.org/mis/apptainer/bin/apptainer"
+# Where Apptainer and its helpers are looked for when the caller has no PATH of its own (a startd cron job).
+SEARCH_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Whether host PATH/LD_LIBRARY_PATH entries missing in the image make a node not ready. "warn" (the default for every
+# caller): the host_paths check reports them and the node stays ready, since Apptainer replaces PATH unless a pilot
+# forwards it; "fail": they count like any other check.
+HOST_PATH_POLICIES = ("warn", "fail")
+HOST_PATH_POLICY = "warn"
 # A container that sees more processes than this does not have its own PID namespace, whatever the host has.
 MAX_CONTAINER_PROCESSES = 20
 ERROR_EXCERPT_CHARS = 1500
@@ -278,7 +295,7 @@ def run_as(argv, env, cwd, timeout, uid=None, gid=None, user=None):
     Returns a dict: rc, stdout, stderr, seconds (wall time), timed_out, leftover (PIDs that survived the
     kill; empty unless something escaped the session), killed. On a timeout the whole session gets SIGKILL.
     """
-    return run_in_session(argv, timeout, env=env, cwd=cwd, uid=uid, gid=gid, user=user, grace=5.0)
+    return proc.run_in_session(argv, timeout, env=env, cwd=cwd, uid=uid, gid=gid, user=user, grace=5.0)
 
 
 def count_processes(proc="/proc"):
@@ -328,10 +345,12 @@ def evaluate(
     host_processes=None,
     command_given=False,
     home=CONTAINER_HOME,
+    host_path_policy=HOST_PATH_POLICY,
 ):
     """The checks, from the parsed probe output and the run (``launch`` as ``run_as`` returns it).
 
-    Returns (checks, ready). ``marker`` is the text the module put into the scratch directory.
+    Returns (checks, ready). ``marker`` is the text the module put into the scratch directory; ``ready`` leaves out
+    the host_paths check unless ``host_path_policy`` is "fail" (``blocking``).
     """
     seconds = launch["seconds"]
     if launch["timed_out"]:
@@ -414,8 +433,18 @@ def evaluate(
             checks["command"] = _check(False, f"the command did not finish{output}")
         else:
             checks["command"] = _check(rc == 0, f"exit code {rc}{output}")
-    ready = all(check["ok"] for check in checks.values())
-    return checks, ready
+    return checks, not blocking(checks, host_path_policy)
+
+
+def blocking(checks, host_path_policy=HOST_PATH_POLICY):
+    """The names of the failed checks that make a node not ready, in check order."""
+    if host_path_policy not in HOST_PATH_POLICIES:
+        raise ValueError(f"host_path_policy: give one of {', '.join(HOST_PATH_POLICIES)}, got {host_path_policy!r}")
+    return [
+        name
+        for name, check in checks.items()
+        if not check["ok"] and (name != "host_paths" or host_path_policy == "fail")
+    ]
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -606,3 +635,264 @@ def diagnose_host_path(path, problem, kind):
     if found == UNKNOWN_CAUSE or "no such file" in problem.lower():
         return diagnose(f"mount source {path} doesn't exist")
     return found
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole launch
+# ---------------------------------------------------------------------------------------------
+class LaunchArgumentError(ValueError):
+    """Wrong arguments (the account, a bind, the scratch base, the timeout): nothing was tried on the node."""
+
+    def __init__(self, msg, cause, remedy):
+        super().__init__(msg)
+        self.cause, self.remedy = cause, remedy
+
+
+def empty_result(image, user, command_given=False):
+    """Every key of ``launch``'s result, as it is before anything ran."""
+    return {
+        "changed": False,
+        "ready": False,
+        "launch_seconds": None,
+        "baseline_seconds": None,
+        "image": image,
+        "user": user,
+        "apptainer": {"path": None, "version": None},
+        "command": None,
+        "image_os": None,
+        "checks": not_run_checks("nothing was launched", command_given=command_given),
+        "error": None,
+        "cause": None,
+        "remedy": None,
+    }
+
+
+def launch_account(user):
+    """``user``'s passwd entry, refusing an unknown account and uid 0; raises LaunchArgumentError."""
+    try:
+        account = pwd.getpwnam(user)
+    except KeyError:
+        raise LaunchArgumentError(
+            f"user {user!r} does not exist on this node: name the pilot's existing unprivileged account",
+            f"there is no account {user} on this node",
+            "create it (sitekit's apptainer role does: apptainer_probe_user), or name an existing unprivileged "
+            "account (the pilot's)",
+        ) from None
+    if account.pw_uid == 0:
+        raise LaunchArgumentError(
+            f"user {user!r} has uid 0: the launch must run as an unprivileged user (the pilot's account)",
+            "the launch must run as an unprivileged user, not uid 0",
+            "name an unprivileged account (the pilot's, or sitekit-probe)",
+        )
+    if os.geteuid() not in (0, account.pw_uid):
+        raise LaunchArgumentError(
+            f"launching as {user!r} needs root: run the task with become: true",
+            f"only root can launch as {user}",
+            "run as root (become: true)",
+        )
+    return account
+
+
+def find_apptainer(configured=None, which=None, search_path=None):
+    """(binary, None), or (None, (problem, cause, remedy)) when there is no usable Apptainer.
+
+    ``configured`` must be an executable file; else apptainer, then singularity, through ``which(name)`` (default:
+    ``shutil.which`` on ``search_path``, default SEARCH_PATH).
+    """
+    if configured:
+        if os.path.isfile(configured) and os.access(configured, os.X_OK):
+            return configured, None
+        return None, (
+            f"apptainer {configured!r} is not an executable file",
+            "the Apptainer binary named by the apptainer option is missing",
+            f"install Apptainer (sitekit's apptainer role) or point apptainer at an existing binary, e.g. "
+            f"{CVMFS_APPTAINER}",
+        )
+    path = search_path or SEARCH_PATH
+    which = which or (lambda name: shutil.which(name, path=path))
+    found = which("apptainer") or which("singularity")
+    if found:
+        return found, None
+    return None, (
+        "neither apptainer nor singularity is on the PATH",
+        "Apptainer is not installed on this node",
+        "install it with sitekit's apptainer role (apptainer_source), or, where user namespaces are on, "
+        f"set apptainer to OSG's build on CVMFS: {CVMFS_APPTAINER}",
+    )
+
+
+def apptainer_version(binary):
+    """What ``binary --version`` says (the version only), or None."""
+    run = proc.run_in_session([binary, "--version"], 10, env={"PATH": SEARCH_PATH, "LANG": "C", "LC_ALL": "C"})
+    return kernel.parse_version_output(run["stdout"]) if run["rc"] == 0 else None
+
+
+def launch_failure(run, parsed, user, timeout, command_given=False):
+    """(problem, error, cause, remedy) for a launch that timed out, failed or printed nothing; else None."""
+    if not (run["timed_out"] or run["rc"] != 0 or not parsed["started"]):
+        return None
+    stage = timeout_stage(parsed, command_given)
+    cause, remedy = diagnose(run["stderr"] + "\n" + parsed["other"], run["timed_out"], stage)
+    error = error_excerpt(run["stderr"]) or error_excerpt(parsed["other"])
+    if run["timed_out"]:
+        problem = f"the launch as {user!r} timed out after {timeout:g} s and was killed, {stage}"
+    else:
+        problem = f"the launch as {user!r} failed (rc {run['rc']})"
+    return problem, error, cause, remedy
+
+
+def launch(
+    image,
+    user,
+    *,
+    binds=(),
+    scratch_base="/tmp",
+    apptainer=None,
+    command=(),
+    host_env=None,
+    contain=True,
+    ipc=True,
+    pid=True,
+    extra_args=(),
+    timeout=60,
+    baseline=False,
+    host_path_policy=HOST_PATH_POLICY,
+    search_path=None,
+    which=None,
+):
+    """Launch ``image`` as ``user`` the way a pilot does and judge it: returns (result, problem, warnings).
+
+    ``result`` has ``empty_result``'s keys; ``problem`` says why the node cannot launch (None when the container
+    started: failed checks are in ``result["checks"]``, ``result["ready"]`` says whether they block); ``warnings`` are
+    sentences for the admin. Wrong arguments raise LaunchArgumentError. ``host_env`` is the PATH and LD_LIBRARY_PATH
+    a pilot forwards (none by default); ``search_path`` is where Apptainer's helpers are found (the launching
+    process's PATH, default SEARCH_PATH); ``which`` finds a binary by name (default: on ``search_path``).
+    """
+    command = list(command or ())
+    result = empty_result(image, user, bool(command))
+    warnings = []
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 1:
+        raise LaunchArgumentError(
+            f"timeout must be a positive number of seconds, got {timeout}",
+            "the timeout is not a positive number of seconds",
+            "give a timeout of at least 1 s",
+        )
+    host_path_policy = host_path_policy or HOST_PATH_POLICY
+    if host_path_policy not in HOST_PATH_POLICIES:
+        raise LaunchArgumentError(
+            f"host_path_policy must be one of {', '.join(HOST_PATH_POLICIES)}, got {host_path_policy!r}",
+            "an unknown host path policy",
+            "give warn (the default) or fail",
+        )
+    account = launch_account(user)
+    parsed_binds = []
+    for spec in binds:
+        try:
+            parsed_binds.append((spec, *parse_bind(spec)))
+        except ValueError as exc:
+            raise LaunchArgumentError(
+                str(exc), "a malformed bind", "give each bind as src, src:dst or src:dst:ro"
+            ) from None
+    if not os.path.isdir(scratch_base):
+        raise LaunchArgumentError(
+            f"scratch_base {scratch_base!r} is not a directory: name one where {user!r} may create files",
+            "the scratch base is not a directory",
+            "name a directory the user may create files in (/tmp)",
+        )
+    if set(":,") & set(scratch_base):
+        raise LaunchArgumentError(
+            f"scratch_base {scratch_base!r} contains ':' or ',', which --home cannot take",
+            "the scratch base has ':' or ',' in its path",
+            "name a scratch base without ':' or ','",
+        )
+    host_env = host_env or {}
+    host_paths = {var: split_path_list(str(host_env.get(var) or "")) for var in HOST_PATH_VARS}
+    targets = [dst for _spec, _src, dst, _opts in parsed_binds]
+
+    def cannot(problem, cause, remedy):
+        result.update(error=problem, cause=cause, remedy=remedy)
+        result["checks"] = not_run_checks(problem, targets, bool(command))
+        return result, problem, warnings
+
+    # The node: the image, the bind sources, Apptainer
+    problem = host_path_problem(image)
+    if problem:
+        state = "does not exist" if "no such file" in problem.lower() else "is not accessible"
+        return cannot(f"image {image} {state}: {problem}", *diagnose_host_path(image, problem, "image"))
+    for spec, src, _dst, _opts in parsed_binds:
+        problem = host_path_problem(src)
+        if problem:
+            state = "does not exist" if "no such file" in problem.lower() else "is not accessible"
+            return cannot(
+                f"bind {spec!r}: the source {src} {state} on the host: {problem}",
+                *diagnose_host_path(src, problem, "bind"),
+            )
+    binary, missing = find_apptainer(apptainer, which, search_path)
+    if missing:
+        return cannot(*missing)
+    result["apptainer"] = {"path": binary, "version": apptainer_version(binary)}
+
+    # The launch, in a scratch directory that is removed whatever happens
+    token = f"sitekit-{uuid.uuid4().hex[:12]}"
+    probe = build_probe(token, targets, host_paths, host_pid=os.getpid())
+    ids = {"uid": account.pw_uid, "gid": account.pw_gid, "user": user} if os.geteuid() == 0 else {}
+    scratch = tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=scratch_base)
+    try:
+        os.chmod(scratch, 0o700)
+        marker_path = os.path.join(scratch, MARKER_NAME)
+        with open(marker_path, "w", encoding="utf-8") as handle:
+            handle.write(token + "\n")
+        if ids:
+            os.chown(scratch, ids["uid"], ids["gid"])
+            os.chown(marker_path, ids["uid"], ids["gid"])
+        argv = build_launch_argv(
+            binary,
+            image,
+            scratch,
+            probe,
+            binds=[spec for spec, *_ in parsed_binds],
+            contain=contain,
+            ipc=ipc,
+            pid=pid,
+            extra_args=extra_args,
+            command=command,
+        )
+        result["command"] = argv
+        env = launch_env(user, scratch, binary, host_env, search_path or SEARCH_PATH)
+        host_processes = count_processes()
+        run = run_as(argv, env, scratch, timeout, **ids)
+        if baseline and not run["timed_out"]:
+            bare = run_as(build_baseline_argv(binary, image), env, scratch, timeout, **ids)
+            if bare["rc"] == 0:
+                result["baseline_seconds"] = bare["seconds"]
+            else:
+                warnings.append(f"the baseline launch failed (rc {bare['rc']}): {error_excerpt(bare['stderr'])}")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        if os.path.lexists(scratch):
+            warnings.append(f"could not remove the scratch directory {scratch}")
+    if run["leftover"]:
+        warnings.append(f"processes {run['leftover']} survived the kill after the timeout")
+
+    judging = {"marker": token, "scratch": scratch, "bind_targets": targets, "host_paths": host_paths, "pid": pid}
+    judging.update(host_processes=host_processes, command_given=bool(command), host_path_policy=host_path_policy)
+    problem = judge(result, run, parse_probe_output(run["stdout"], token), timeout=timeout, **judging)
+    return result, problem, warnings
+
+
+def judge(result, run, parsed, *, timeout, **evaluate_args):
+    """Fill ``result`` (``empty_result``'s keys) from one run (``run_as``) and its parsed probe.
+
+    ``evaluate_args`` are ``evaluate``'s keywords (marker, scratch, bind_targets, ..., host_path_policy). Returns the
+    problem when the launch timed out, failed or printed nothing (the checks then say "not run"), else None.
+    """
+    checks, ready = evaluate(parsed, launch=run, **evaluate_args)
+    result.update(checks=checks, ready=ready, image_os=parsed["os"], launch_seconds=run["seconds"])
+    command_given = evaluate_args.get("command_given", False)
+    failure = launch_failure(run, parsed, result["user"], timeout, command_given)
+    if not failure:
+        return None
+    problem, error, cause, remedy = failure
+    result.update(error=error or problem, cause=cause, remedy=remedy)
+    result["checks"] = not_run_checks(problem, evaluate_args.get("bind_targets", ()), command_given)
+    return problem

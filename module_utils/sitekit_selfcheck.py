@@ -8,8 +8,8 @@ standard library, importable without Ansible. It holds no check of its own: it c
 - the repository probe of ``sitekit_cvmfs`` (``probe``): each configured repository accessed as a job would, its
   running client judged against /etc/cvmfs (a client gone DIRECT where proxies are configured fails), and
   CVMFS_NFILES against the node's open-file limit;
-- a real launch of the site image as the unprivileged probe user, built from ``sitekit_launch``'s probe script,
-  pilot launch line, checks and error mapping, run through ``sitekit_proc``;
+- a real launch of the site image as the unprivileged probe user: ``sitekit_launch.launch``, the launch the
+  ``container_launch`` module makes, judged by the same policy (``host_path_policy``);
 
 under one time budget, and turns them into one result (``summarize``) and a machine ClassAd (``to_classad``):
 ``SitekitReady``, ``SitekitReason`` (the first failing check's cause and remedy), ``SitekitFailedCheck``,
@@ -28,62 +28,19 @@ import json
 import os
 import pwd
 import re
-import shutil
 import sys
-import tempfile
 import time
-import uuid
 
 # Ansible's AnsiballZ bundles these module_utils with library/node_selfcheck.py; the node-side command finds them in
 # sitekit's library directory (on sys.path).
 try:
-    from ansible.module_utils.sitekit_cvmfs import probe as cvmfs_probe
-    from ansible.module_utils.sitekit_cvmfs import read_nofile_facts, validate_repository
-    from ansible.module_utils.sitekit_kernel import check_node, parse_version_output
-    from ansible.module_utils.sitekit_launch import (
-        CVMFS_APPTAINER,
-        MARKER_NAME,
-        SCRATCH_PREFIX,
-        build_launch_argv,
-        build_probe,
-        count_processes,
-        diagnose,
-        diagnose_host_path,
-        error_excerpt,
-        evaluate,
-        host_path_problem,
-        launch_env,
-        parse_bind,
-        parse_probe_output,
-        run_as,
-        strip_ansi,
-        timeout_stage,
-    )
-    from ansible.module_utils.sitekit_proc import run_in_session
+    from ansible.module_utils import sitekit_cvmfs as cvmfs
+    from ansible.module_utils import sitekit_kernel as kernel
+    from ansible.module_utils import sitekit_launch as launch
 except ImportError:
-    from sitekit_cvmfs import probe as cvmfs_probe
-    from sitekit_cvmfs import read_nofile_facts, validate_repository
-    from sitekit_kernel import check_node, parse_version_output
-    from sitekit_launch import (
-        CVMFS_APPTAINER,
-        MARKER_NAME,
-        SCRATCH_PREFIX,
-        build_launch_argv,
-        build_probe,
-        count_processes,
-        diagnose,
-        diagnose_host_path,
-        error_excerpt,
-        evaluate,
-        host_path_problem,
-        launch_env,
-        parse_bind,
-        parse_probe_output,
-        run_as,
-        strip_ansi,
-        timeout_stage,
-    )
-    from sitekit_proc import run_in_session
+    import sitekit_cvmfs as cvmfs
+    import sitekit_kernel as kernel
+    import sitekit_launch as launch
 
 # Where the htcondor_apptainer role writes the command's settings.
 CONFIG_PATH = "/usr/local/lib/sitekit/selfcheck.json"
@@ -96,8 +53,8 @@ DEFAULTS = {
     "timeout": 60,
     "apptainer": None,
     "scratch_base": "/tmp",
+    "host_path_policy": launch.HOST_PATH_POLICY,
 }
-SEARCH_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CHECK_ORDER = ("kernel", "cvmfs", "launch")
 # The longest SitekitReason published; the JSON output keeps the whole text.
 REASON_CHARS = 1000
@@ -133,9 +90,13 @@ def validate_config(raw):
         if not isinstance(config[key], list) or not all(isinstance(v, str) for v in config[key]):
             raise ValueError(f"{key}: give a list of strings, got {config[key]!r}")
     for name in config["repositories"]:
-        validate_repository(name)
+        cvmfs.validate_repository(name)
     for spec in config["binds"]:
-        parse_bind(spec)
+        launch.parse_bind(spec)
+    if config["host_path_policy"] not in launch.HOST_PATH_POLICIES:
+        raise ValueError(
+            f"host_path_policy: give one of {', '.join(launch.HOST_PATH_POLICIES)}, got {config['host_path_policy']!r}"
+        )
     timeout = config["timeout"]
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
         raise ValueError(f"timeout: give a positive number of seconds, got {timeout!r}")
@@ -221,48 +182,33 @@ def judge_cvmfs(result, repositories):
     return _step("cvmfs", True, detail, repositories=rows)
 
 
-def judge_launch(run, parsed, *, token, scratch, image, user, bind_targets, host_processes, apptainer=None):
-    """The launch check from ``sitekit_launch``'s own judgement of one launch (``run_as`` result, parsed probe)."""
-    checks, ready = evaluate(
-        parsed,
-        launch=run,
-        marker=token,
-        scratch=scratch,
-        bind_targets=bind_targets,
-        host_paths={},
-        pid=True,
-        host_processes=host_processes,
-    )
+def judge_launch(result, problem=None):
+    """The launch check from ``sitekit_launch.launch``'s result and problem (None when the container started)."""
+    launched = result["command"] is not None
     extra = {
-        "seconds": run["seconds"],
-        "image": image,
-        "user": user,
-        "image_os": parsed["os"],
-        "apptainer": apptainer,
-        "checks": checks,
-        "error": None,
+        "seconds": result["launch_seconds"] if launched else None,
+        "image": result["image"],
+        "user": result["user"],
+        "image_os": result["image_os"],
+        "apptainer": result["apptainer"]["path"],
+        "checks": result["checks"] if launched else None,
+        "error": result["error"],
     }
-    failed = run["timed_out"] or run["rc"] != 0 or not parsed["started"]
-    if failed:
-        cause, remedy = diagnose(run["stderr"] + "\n" + parsed["other"], run["timed_out"], timeout_stage(parsed))
-        extra["error"] = error_excerpt(run["stderr"]) or error_excerpt(parsed["other"])
-        what = (
-            f"the launch as {user} timed out after {run['seconds']:.0f} s and was killed"
-            if run["timed_out"]
-            else f"the launch as {user} failed (rc {run['rc']})"
-        )
-        return _step("launch", False, what, cause, remedy, **extra)
-    if not ready:
-        name = next(n for n, c in checks.items() if not c["ok"])
-        detail = f"launched in {run['seconds']:.2f} s, but {name}: {checks[name]['detail']}"
+    if problem:
+        return _step("launch", False, problem, result["cause"], result["remedy"], **extra)
+    checks, seconds = result["checks"], result["launch_seconds"]
+    if not result["ready"]:
+        failed = [n for n, c in checks.items() if not c["ok"]]
+        name = next((n for n in failed if n != "host_paths"), failed[0])
+        detail = f"launched in {seconds:.2f} s, but {name}: {checks[name]['detail']}"
         return _step("launch", False, detail, f"{name}: {checks[name]['detail']}", CHECK_REMEDIES[name], **extra)
-    detail = f"launched {image} as {user} in {run['seconds']:.2f} s ({parsed['os'] or 'unknown OS'})"
+    detail = f"launched {result['image']} as {result['user']} in {seconds:.2f} s ({result['image_os'] or 'unknown OS'})"
     return _step("launch", True, detail, **extra)
 
 
-def summarize(kernel, cvmfs, launch, checked_at, seconds):
+def summarize(kernel_step, cvmfs_step, launch_step, checked_at, seconds):
     """One result from the three judged checks; the reason is the first failing check's cause and remedy."""
-    steps = {"kernel": kernel, "cvmfs": cvmfs, "launch": launch}
+    steps = {"kernel": kernel_step, "cvmfs": cvmfs_step, "launch": launch_step}
     failed = next((steps[n] for n in CHECK_ORDER if not steps[n]["ok"]), None)
     reason = "ready"
     if failed:
@@ -273,10 +219,10 @@ def summarize(kernel, cvmfs, launch, checked_at, seconds):
         "ready": failed is None,
         "reason": reason,
         "failed_check": failed["name"] if failed else "",
-        "kernel_verdict": kernel.get("mode"),
-        "platform": kernel.get("platform"),
-        "launch_seconds": launch.get("seconds") if launch.get("checks") is not None else None,
-        "image": launch.get("image"),
+        "kernel_verdict": kernel_step.get("mode"),
+        "platform": kernel_step.get("platform"),
+        "launch_seconds": launch_step.get("seconds") if launch_step.get("checks") is not None else None,
+        "image": launch_step.get("image"),
         "checked_at": int(checked_at),
         "seconds": round(seconds, 3),
         "checks": steps,
@@ -286,14 +232,9 @@ def summarize(kernel, cvmfs, launch, checked_at, seconds):
 # ---------------------------------------------------------------------------------------------
 # Running the checks on this node
 # ---------------------------------------------------------------------------------------------
-def _run_version(binary):
-    run = run_in_session([binary, "--version"], 10, env={"PATH": SEARCH_PATH, "LANG": "C", "LC_ALL": "C"})
-    return parse_version_output(run["stdout"]) if run["rc"] == 0 else None
-
-
 def kernel_check(root="/"):
     """Judge this node's kernel (``sitekit_kernel``), running the installed Apptainer's --version."""
-    return judge_kernel(check_node(root, _run_version if os.path.realpath(root) == "/" else None))
+    return judge_kernel(kernel.check_node(root, launch.apptainer_version if os.path.realpath(root) == "/" else None))
 
 
 def cvmfs_check(repositories, mountpoint, remaining):
@@ -305,7 +246,7 @@ def cvmfs_check(repositories, mountpoint, remaining):
             break
         # The open-file limit of the mounts is pid 1's (systemd: fstab mount units, autofs), not this check's, which
         # runs under HTCondor's limits.
-        probed = cvmfs_probe([name], mountpoint, None, left, nofile=lambda: read_nofile_facts(pids=("1",)))
+        probed = cvmfs.probe([name], mountpoint, None, left, nofile=lambda: cvmfs.read_nofile_facts(pids=("1",)))
         results += probed["repositories"]
         limit = probed.get("nfiles")
     if len(results) < len(repositories):
@@ -314,117 +255,32 @@ def cvmfs_check(repositories, mountpoint, remaining):
     return judge_cvmfs({"repositories": results, "nfiles": limit if repositories else None}, repositories)
 
 
-def _launch_failure(image, user, what, cause, remedy, apptainer=None):
-    return _step(
-        "launch",
-        False,
-        what,
-        cause,
-        remedy,
-        seconds=None,
-        image=image,
-        user=user,
-        image_os=None,
-        apptainer=apptainer,
-        checks=None,
-        error=what,
-    )
-
-
-def find_apptainer(configured=None):
-    """The configured Apptainer, else apptainer or singularity on the search path; None when there is none."""
-    if configured:
-        return configured if os.path.isfile(configured) and os.access(configured, os.X_OK) else None
-    return shutil.which("apptainer", path=SEARCH_PATH) or shutil.which("singularity", path=SEARCH_PATH)
-
-
-def launch_check(image, user, binds=(), timeout=60, apptainer=None, scratch_base="/tmp"):
-    """Launch ``image`` the way a pilot does (``sitekit_launch``), as ``user`` when run as root, else as oneself.
-
-    The scratch directory (its name has a '#', as HTCondor's can) is mounted at /srv and removed afterwards.
-    """
-    if os.geteuid() == 0:
-        try:
-            account = pwd.getpwnam(user)
-        except KeyError:
-            return _launch_failure(
-                image,
-                user,
-                f"the probe user {user} does not exist",
-                f"there is no account {user} on this node",
-                "create it (sitekit's apptainer role does: apptainer_probe_user), or name an existing unprivileged "
-                "account in the self-check settings",
-            )
-        if account.pw_uid == 0:
-            return _launch_failure(
-                image,
-                user,
-                f"the probe user {user} has uid 0",
-                "the launch must run as an unprivileged user",
-                "name an unprivileged account (the pilot's, or sitekit-probe)",
-            )
-        ids = {"uid": account.pw_uid, "gid": account.pw_gid, "user": user}
-    else:
-        account = pwd.getpwuid(os.geteuid())
-        user, ids = account.pw_name, {}
-    problem = host_path_problem(image)
-    if problem:
-        cause, remedy = diagnose_host_path(image, problem, "image")
-        return _launch_failure(image, user, f"image {image}: {problem}", cause, remedy)
-    parsed_binds = [parse_bind(spec) for spec in binds]
-    for src, _dst, _opts in parsed_binds:
-        problem = host_path_problem(src)
-        if problem:
-            cause, remedy = diagnose_host_path(src, problem, "bind")
-            return _launch_failure(image, user, f"bind source {src}: {problem}", cause, remedy)
-    binary = find_apptainer(apptainer)
-    if not binary:
-        where = apptainer or "apptainer or singularity on " + SEARCH_PATH
-        return _launch_failure(
+def launch_check(image, user, binds=(), timeout=60, apptainer=None, scratch_base="/tmp", host_path_policy=None):
+    """Launch ``image`` the way a pilot does (``sitekit_launch.launch``), as ``user`` when run as root, else as
+    oneself; forwards no host PATH (a startd cron job has none of a pilot's)."""
+    if os.geteuid() != 0:
+        user = pwd.getpwuid(os.geteuid()).pw_name
+    try:
+        result, problem, _warnings = launch.launch(
             image,
             user,
-            f"no Apptainer: {where} not found",
-            "Apptainer is not installed where the self-check looks",
-            f"install it with sitekit's apptainer role, or point the self-check at an existing one (e.g. "
-            f"{CVMFS_APPTAINER})",
+            binds=binds,
+            timeout=timeout,
+            apptainer=apptainer,
+            scratch_base=scratch_base,
+            host_path_policy=host_path_policy,
         )
-    token = f"sitekit-{uuid.uuid4().hex[:12]}"
-    targets = [dst for _src, dst, _opts in parsed_binds]
-    probe = build_probe(token, targets, {}, host_pid=os.getpid())
-    scratch = tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=scratch_base)
-    try:
-        os.chmod(scratch, 0o700)
-        marker = os.path.join(scratch, MARKER_NAME)
-        with open(marker, "w", encoding="utf-8") as handle:
-            handle.write(token + "\n")
-        if ids:
-            os.chown(scratch, ids["uid"], ids["gid"])
-            os.chown(marker, ids["uid"], ids["gid"])
-        argv = build_launch_argv(binary, image, scratch, probe, binds=list(binds))
-        env = launch_env(user, scratch, binary, {}, SEARCH_PATH)
-        host_processes = count_processes()
-        run = run_as(argv, env, scratch, timeout, **ids)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    parsed = parse_probe_output(run["stdout"], token)
-    return judge_launch(
-        run,
-        parsed,
-        token=token,
-        scratch=scratch,
-        image=image,
-        user=user,
-        bind_targets=targets,
-        host_processes=host_processes,
-        apptainer=binary,
-    )
+    except launch.LaunchArgumentError as exc:
+        result, problem = launch.empty_result(image, user), str(exc)
+        result.update(error=problem, cause=exc.cause, remedy=exc.remedy)
+    return judge_launch(result, problem)
 
 
 def run(config, root="/", clock=time.monotonic, now=time.time, checks=None):
     """Run the three checks under ``config['timeout']`` seconds in all; returns ``summarize``'s result.
 
     ``checks`` replaces the check functions (tests): a dict with any of kernel(root), cvmfs(repositories,
-    mountpoint, remaining) and launch(image, user, binds, timeout, apptainer, scratch_base).
+    mountpoint, remaining) and launch(image, user, binds, timeout, apptainer, scratch_base, host_path_policy).
     """
     checks = dict({"kernel": kernel_check, "cvmfs": cvmfs_check, "launch": launch_check}, **(checks or {}))
     start = clock()
@@ -433,18 +289,24 @@ def run(config, root="/", clock=time.monotonic, now=time.time, checks=None):
     def remaining():
         return deadline - clock()
 
-    kernel = checks["kernel"](root)
-    cvmfs = checks["cvmfs"](config["repositories"], config["mountpoint"], remaining)
+    kernel_step = checks["kernel"](root)
+    cvmfs_step = checks["cvmfs"](config["repositories"], config["mountpoint"], remaining)
     left = remaining()
     if left < 1:
-        launch = not_run("launch", f"the {config['timeout']:g} s time budget was used up by the checks before it")
-        launch.update(seconds=None, image=config["image"], checks=None)
+        launch_step = not_run("launch", f"the {config['timeout']:g} s time budget was used up by the checks before it")
+        launch_step.update(seconds=None, image=config["image"], checks=None)
     else:
-        launch = checks["launch"](
-            config["image"], config["user"], config["binds"], left, config["apptainer"], config["scratch_base"]
+        launch_step = checks["launch"](
+            config["image"],
+            config["user"],
+            config["binds"],
+            left,
+            config["apptainer"],
+            config["scratch_base"],
+            config["host_path_policy"],
         )
     # The verdict's time is when the checks ended: a slow check does not make a fresh verdict look old.
-    return summarize(kernel, cvmfs, launch, now(), clock() - start)
+    return summarize(kernel_step, cvmfs_step, launch_step, now(), clock() - start)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -460,7 +322,7 @@ def classad_string(text, limit=REASON_CHARS):
     can be escaped, and one before the closing quote would escape it), double quotes are escaped; at most
     ``limit`` characters of text, the cut marked with '...'.
     """
-    text = _CONTROL.sub(" ", strip_ansi(str(text))).replace("\\", "/").strip()
+    text = _CONTROL.sub(" ", launch.strip_ansi(str(text))).replace("\\", "/").strip()
     if len(text) > limit:
         text = text[: limit - 3].rstrip() + "..."
     return '"' + text.replace('"', '\\"') + '"'

@@ -37,66 +37,42 @@ from xml.etree import ElementTree as ET
 TOP = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(TOP / "tools"))
 import sitekit_report  # noqa: E402 (tools/ is not a package)
+import yaml  # noqa: E402
 
 CONTROL_ID = re.compile(r"\[(SK-[A-Z]+-\d+)\]")
-# Titles and columns, in report order; readiness first (what jobs need), then configuration.
-CONTROLS = {
-    "SK-KERNEL-01": ("Kernel verdict", "readiness"),
-    "SK-USERNS-10": ("User namespaces", "readiness"),
-    "SK-LAUNCH-01": ("Container launch", "readiness"),
-    "SK-CVMFS-05": ("CVMFS", "readiness"),  # expanded per repository: SK-CVMFS-05:<repo>
-    # The running client against what its files say (proxy, host, revision freshness), per repository.
-    "SK-CVMFS-06": ("CVMFS client as configured", "readiness"),
-    "SK-CVMFS-07": ("CVMFS open files", "readiness"),
-    "SK-PROXY-01": ("Proxy", "readiness"),
-    "SK-HTC-10": ("HTCondor SitekitReady", "readiness"),
-    "SK-BASE-00": ("base: variables", "config"),
-    "SK-BASE-01": ("base: packages", "config"),
-    "SK-BASE-02": ("base: local fact", "config"),
-    "SK-USERNS-00": ("userns: plan", "config"),
-    "SK-USERNS-01": ("userns: sysctls", "config"),
-    "SK-USERNS-02": ("userns: boot arguments", "config"),
-    "SK-USERNS-03": ("userns: AppArmor", "config"),
-    "SK-USERNS-04": ("userns: network namespaces", "config"),
-    "SK-CVMFS-00": ("cvmfs: variables", "config"),
-    "SK-CVMFS-01": ("cvmfs: client install", "config"),
-    "SK-CVMFS-02": ("cvmfs: client configuration", "config"),
-    "SK-CVMFS-03": ("cvmfs: mounts", "config"),
-    "SK-CVMFS-04": ("cvmfs: keep-alive", "config"),
-    "SK-APPT-00": ("apptainer: variables", "config"),
-    "SK-APPT-01": ("apptainer: install", "config"),
-    "SK-APPT-02": ("apptainer.conf", "config"),
-    "SK-APPT-03": ("apptainer: pilot environment", "config"),
-    "SK-APPT-04": ("apptainer: probe account", "config"),
-    "SK-SQUID-00": ("squid: variables", "config"),
-    "SK-SQUID-01": ("squid: install", "config"),
-    "SK-SQUID-02": ("squid: configuration", "config"),
-    "SK-SQUID-03": ("squid: service", "config"),
-    "SK-WPAD-00": ("wpad: variables", "config"),
-    "SK-WPAD-01": ("wpad: web server", "config"),
-    "SK-WPAD-02": ("wpad: PAC file", "config"),
-    "SK-HTC-00": ("htcondor: variables", "config"),
-    "SK-HTC-01": ("htcondor: install", "config"),
-    "SK-HTC-02": ("htcondor: pool", "config"),
-    "SK-HTC-03": ("htcondor: Apptainer jobs, START", "config"),
-    "SK-HTC-04": ("htcondor: self-check", "config"),
-    "SK-HTC-05": ("htcondor: service", "config"),
-    "SK-PULL-00": ("ansible_pull: variables", "config"),
-    "SK-PULL-01": ("ansible_pull: install", "config"),
-    "SK-PULL-02": ("ansible_pull: timer", "config"),
-}
-# The role (and so the site playbook's tag) behind each control prefix, for the drift remedy.
-ROLE_TAG = {
-    "BASE": "base",
-    "USERNS": "userns",
-    "KERNEL": "userns",
-    "CVMFS": "cvmfs",
-    "APPT": "apptainer",
-    "SQUID": "squid",
-    "WPAD": "wpad",
-    "HTC": "htcondor_apptainer",
-    "PULL": "ansible_pull",
-}
+# The roles in report order; each one's controls (id, title, and for a readiness control its column) are in
+# roles/<role>/meta/controls.yml, next to the tasks that carry the ids.
+ROLE_ORDER = (
+    "base",
+    "userns",
+    "cvmfs",
+    "apptainer",
+    "squid",
+    "wpad",
+    "htcondor_apptainer",
+    "ansible_pull",
+    "readiness",
+)
+
+
+def load_controls(roles_dir: Path = TOP / "roles") -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
+    """({control id: (title, group)} readiness first, by column, then configuration in role order; {id: role})."""
+    readiness, config, role_of = [], [], {}
+    for role in ROLE_ORDER:
+        path = roles_dir / role / "meta" / "controls.yml"
+        for control in yaml.safe_load(path.read_text(encoding="utf-8")) or []:
+            role_of[control["id"]] = role
+            if "readiness" in control:
+                readiness.append((control["readiness"], control["id"], control["title"]))
+            else:
+                config.append((control["id"], control["title"]))
+    controls = {cid: (title, "readiness") for _rank, cid, title in sorted(readiness)}
+    controls.update((cid, (title, "config")) for cid, title in config)
+    return controls, role_of
+
+
+# Titles and columns in report order, and the role (so the site playbook's tag) behind each control: the drift remedy.
+CONTROLS, CONTROL_ROLE = load_controls()
 # Controls whose cells come from a module's verdict, not from the tasks' changed/ok.
 READINESS = {cid for cid, (_, group) in CONTROLS.items() if group == "readiness"}
 RANK = {"skip": 0, "ok": 1, "drift": 2, "fail": 3}
@@ -145,89 +121,110 @@ def _diff_text(result: dict) -> str:
     return "\n".join(out)[:4000]
 
 
-def _readiness(cid: str, task: str, result: dict, results: dict, host: str) -> bool:
+def _selfcheck(cid: str, result: dict, results: dict) -> None:
+    """node_selfcheck: what the startd cron job publishes."""
+    ready = bool(result.get("ready"))
+    _merge(
+        results,
+        cid,
+        "ok" if ready else "fail",
+        "SitekitReady" if ready else f"not ready ({result.get('failed_check') or '?'})",
+        "" if ready else str(result.get("reason") or ""),
+        "" if ready else str(result.get("reason") or ""),
+    )
+
+
+def _kernel(cid: str, result: dict, results: dict) -> None:
+    """kernel_compat: the kernel verdict and user namespaces."""
+    remedies = result.get("remediation") or []
+    first = remedies[0] if remedies else {}
+    remedy = first.get("action") or first.get("command") or first.get("reason") or ""
+    ok = bool(result.get("ready", result.get("mode") == "unprivileged"))
+    _merge(results, "SK-KERNEL-01", "ok" if ok else "fail", str(result.get("mode")), first.get("reason", ""), remedy)
+    _merge(
+        results,
+        "SK-USERNS-10",
+        "ok" if result["userns_enabled"] else "fail",
+        "on" if result["userns_enabled"] else "off",
+        first.get("reason", ""),
+        remedy,
+    )
+
+
+def _cvmfs(cid: str, result: dict, results: dict) -> None:
+    """cvmfs_probe: each repository, its running client (SK-CVMFS-06), and the open-file limit (SK-CVMFS-07)."""
+    for repo in result["repositories"]:
+        status = "ok" if repo.get("readable") else "fail"
+        value = f"{repo.get('seconds', 0):.2f} s" if repo.get("readable") else str(repo.get("errno") or "error")
+        _merge(
+            results,
+            f"SK-CVMFS-05:{repo['name']}",
+            status,
+            value,
+            f"{repo.get('error') or ''}\n{repo.get('cause') or ''}".strip(),
+            repo.get("remedy") or "",
+        )
+        if isinstance(repo.get("client"), dict):
+            _client_control(results, repo)
+    limit = result.get("nfiles")
+    if isinstance(limit, dict):
+        _merge(
+            results,
+            "SK-CVMFS-07",
+            "ok" if limit.get("ok") else "fail",
+            f"{limit.get('nfiles')} / {limit.get('hard_limit') or 'unlimited'}",
+            limit.get("cause") or "",
+            limit.get("remedy") or "",
+        )
+
+
+def _launch(cid: str, result: dict, results: dict) -> None:
+    """container_launch: its own verdict (host paths count as its host_path_policy says)."""
+    ready = bool(result.get("ready"))
+    failed = [f"{k}: {v.get('detail')}" for k, v in (result.get("checks") or {}).items() if not v.get("ok")]
+    seconds = result.get("launch_seconds")
+    _merge(
+        results,
+        "SK-LAUNCH-01",
+        "ok" if ready else "fail",
+        f"{seconds:.2f} s" if isinstance(seconds, (int, float)) else "not ready",
+        "\n".join([result.get("cause") or "", *failed, result.get("error") or ""]).strip(),
+        result.get("remedy") or "",
+    )
+
+
+def _proxy(cid: str, result: dict, results: dict) -> None:
+    """proxy_check: one squid."""
+    problems = result.get("problems") or []
+    second = result.get("second") or {}
+    _merge(
+        results,
+        "SK-PROXY-01",
+        "ok" if result.get("ok") else "fail",
+        f"{result['proxy']} hit {second.get('seconds', 0) * 1000:.1f} ms" if result.get("cached") else result["proxy"],
+        "; ".join(p["problem"] for p in problems),
+        "; ".join(p["remedy"] for p in problems),
+    )
+
+
+# The modules whose results are readiness verdicts, by the action the JSON callback records, with a key every one of
+# their results has (a module that crashed has none, and counts as a failed task).
+READERS = {
+    "node_selfcheck": ("classad", _selfcheck),
+    "kernel_compat": ("userns_enabled", _kernel),
+    "cvmfs_probe": ("repositories", _cvmfs),
+    "container_launch": ("checks", _launch),
+    "proxy_check": ("problems", _proxy),
+}
+
+
+def _readiness(cid: str, action: str, result: dict, results: dict) -> bool:
     """Fill readiness controls from a module's own verdict; True when the result was one of them."""
-    if cid == "SK-HTC-10" and "classad" in result:  # node_selfcheck: what the startd cron job publishes
-        ready = bool(result.get("ready"))
-        _merge(
-            results,
-            cid,
-            "ok" if ready else "fail",
-            "SitekitReady" if ready else f"not ready ({result.get('failed_check') or '?'})",
-            "" if ready else str(result.get("reason") or ""),
-            "" if ready else str(result.get("reason") or ""),
-        )
-        return True
-    if "userns_enabled" in result and "mode" in result and "remediation" in result:  # kernel_compat
-        remedies = result.get("remediation") or []
-        first = remedies[0] if remedies else {}
-        remedy = first.get("action") or first.get("command") or first.get("reason") or ""
-        ok = bool(result.get("ready", result.get("mode") == "unprivileged"))
-        _merge(
-            results, "SK-KERNEL-01", "ok" if ok else "fail", str(result.get("mode")), first.get("reason", ""), remedy
-        )
-        _merge(
-            results,
-            "SK-USERNS-10",
-            "ok" if result["userns_enabled"] else "fail",
-            "on" if result["userns_enabled"] else "off",
-            first.get("reason", ""),
-            remedy,
-        )
-        return True
-    if "repositories" in result and isinstance(result["repositories"], list) and "ok" in result:  # cvmfs_probe
-        for repo in result["repositories"]:
-            status = "ok" if repo.get("readable") else "fail"
-            value = f"{repo.get('seconds', 0):.2f} s" if repo.get("readable") else str(repo.get("errno") or "error")
-            _merge(
-                results,
-                f"SK-CVMFS-05:{repo['name']}",
-                status,
-                value,
-                f"{repo.get('error') or ''}\n{repo.get('cause') or ''}".strip(),
-                repo.get("remedy") or "",
-            )
-            if isinstance(repo.get("client"), dict):
-                _client_control(results, repo)
-        limit = result.get("nfiles")
-        if isinstance(limit, dict):
-            _merge(
-                results,
-                "SK-CVMFS-07",
-                "ok" if limit.get("ok") else "fail",
-                f"{limit.get('nfiles')} / {limit.get('hard_limit') or 'unlimited'}",
-                limit.get("cause") or "",
-                limit.get("remedy") or "",
-            )
-        return True
-    if "launch_seconds" in result or ("checks" in result and "image" in result):  # container_launch
-        ready = bool(result.get("ready"))
-        failed = [f"{k}: {v.get('detail')}" for k, v in (result.get("checks") or {}).items() if not v.get("ok")]
-        seconds = result.get("launch_seconds")
-        _merge(
-            results,
-            "SK-LAUNCH-01",
-            "ok" if ready else "fail",
-            f"{seconds:.2f} s" if isinstance(seconds, (int, float)) else "not ready",
-            "\n".join([result.get("cause") or "", *failed, result.get("error") or ""]).strip(),
-            result.get("remedy") or "",
-        )
-        return True
-    if "cached" in result and "proxy" in result and "problems" in result:  # proxy_check
-        problems = result.get("problems") or []
-        second = result.get("second") or {}
-        _merge(
-            results,
-            "SK-PROXY-01",
-            "ok" if result.get("ok") else "fail",
-            f"{result['proxy']} hit {second.get('seconds', 0) * 1000:.1f} ms"
-            if result.get("cached")
-            else result["proxy"],
-            "; ".join(p["problem"] for p in problems),
-            "; ".join(p["remedy"] for p in problems),
-        )
-        return True
-    return False
+    key, reader = READERS.get(action.rpartition(".")[2], (None, None))
+    if reader is None or key not in result:
+        return False
+    reader(cid, result, results)
+    return True
 
 
 def _client_control(results: dict, repo: dict) -> None:
@@ -258,6 +255,7 @@ def collect(data: dict) -> dict[str, dict]:
             name = task.get("task", {}).get("name", "")
             match = CONTROL_ID.search(name)
             for host, res in task.get("hosts", {}).items():
+                action = str(res.get("action") or "")
                 results = nodes.setdefault(host, {})
                 if not match:
                     continue
@@ -267,11 +265,11 @@ def collect(data: dict) -> dict[str, dict]:
                     if item.get("skipped"):
                         results.setdefault(cid, {"status": "skip", "value": "", "detail": "", "remedy": ""})
                         continue
-                    if _readiness(cid, name, item, results, host):
+                    if _readiness(cid, action, item, results):
                         continue
                     if cid in READINESS and not item.get("failed"):
                         continue  # a readiness control's bookkeeping tasks (set_fact...): its verdict comes above
-                    tag = ROLE_TAG.get(cid.split("-")[1], "")
+                    tag = CONTROL_ROLE.get(cid, "")
                     fix = f"run playbooks/site.yml --limit {host}" + (f" --tags {tag}" if tag else "")
                     if item.get("unreachable"):
                         _merge(results, "UNREACHABLE", "fail", "unreachable", str(item.get("msg", "")), "")
@@ -372,9 +370,17 @@ def junit(summary: dict) -> ET.ElementTree:
     return ET.ElementTree(root)
 
 
+def _tool_env() -> dict[str, str]:
+    """This environment, with the directory of the Python running this tool first on PATH (a virtual environment's
+    bin holds its ansible-playbook and ansible-inventory); the tools are then found on PATH."""
+    path = os.environ.get("PATH", "")
+    return dict(os.environ, PATH=f"{Path(sys.executable).parent}:{path}" if path else str(Path(sys.executable).parent))
+
+
 def inventory_groups(inventory: str) -> dict[str, list[str]]:
     run = subprocess.run(
-        [str(TOP / ".venv" / "bin" / "ansible-inventory"), "-i", inventory, "--list"],
+        ["ansible-inventory", "-i", inventory, "--list"],
+        env=_tool_env(),
         capture_output=True,
         text=True,
         check=True,
@@ -387,8 +393,7 @@ def run_playbook(inventory: str, playbook: str, limit: str | None, extra: list[s
     argv = ["ansible-playbook", "-i", inventory, playbook, "--check", "--diff", *extra]
     if limit:
         argv += ["--limit", limit]
-    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CONFIG=str(TOP / "ansible.cfg"))
-    env["PATH"] = f"{TOP / '.venv' / 'bin'}:{env.get('PATH', '')}"
+    env = dict(_tool_env(), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CONFIG=str(TOP / "ansible.cfg"))
     started = time.monotonic()
     run = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=TOP)
     wall = time.monotonic() - started
@@ -422,7 +427,7 @@ def main(argv=None) -> int:
     (out / "compliance.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
     junit(summary).write(out / "junit.xml", encoding="utf-8", xml_declaration=True)
     (out / "report.html").write_text(sitekit_report.render_html(summary))
-    print(sitekit_report.render_table(summary))
+    print(sitekit_report.render_table(summary), end="")
     t = summary["totals"]
     print(
         f"\ncompliance: {summary['verdict'].upper()}: {t['ok']} ok, {t['drift']} drifted, {t['fail']} failed, "

@@ -57,9 +57,8 @@ COLOURS = {
 NODE_COLOUR = {"ok": "ok", "drift": "drift", "fail": "fail", "unreachable": "fail"}
 # Nodes with problems first: fail, unreachable, drift, then ok; by natural name order within each.
 NODE_RANK = {"fail": 0, "unreachable": 1, "drift": 2, "ok": 3}
-# What a cell says, in the page and in the terminal table.
+# What a cell says in the page; a node's verdict, in the page and in the terminal.
 CELL_WORD = {"ok": "ok", "drift": "DRIFT", "fail": "FAIL", "skip": "skip", "unknown": "?", "na": "-"}
-TABLE_WORD = {"ok": "ok", "drift": "DRIFT", "fail": "FAIL", "skip": "-", "unknown": "?", "na": "-"}
 NODE_WORD = {"ok": "ok", "drift": "DRIFT", "fail": "FAIL", "unreachable": "UNREACHABLE"}
 
 DETAIL_MAX = 2000  # characters of a result's detail kept in the page (the JSON summary has all of it)
@@ -424,86 +423,61 @@ the summary. Rendered by tools/sitekit_report.py from a version {SCHEMA_VERSION}
 # --------------------------------------------------------------------------------------------------- table
 
 
-def short_label(control_id: str) -> str:
-    """A short column label: SK-KERNEL-01 -> KERNEL, SK-CVMFS-PROBE:atlas.cern.ch -> CVMFS:atlas."""
-    base = control_id[3:] if control_id.upper().startswith("SK-") else control_id
-    kind, _, arg = base.partition(":")
-    label = kind.split("-")[0] or kind
-    if arg:
-        label += ":" + arg.split(".")[0]
-    return label
-
-
-def _labels(controls: list) -> list:
-    short = [short_label(c["id"]) for c in controls]
-    labels = []
-    for label, control in zip(short, controls):  # two controls with one short label: keep their ids
-        if short.count(label) > 1:
-            label = control["id"][3:] if control["id"].upper().startswith("SK-") else control["id"]
-        labels.append(label)
-    return labels
-
-
 def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 1, 1)] + "~"
 
 
 def render_table(summary: dict, width: int = 120, all_rows: bool = False) -> str:
-    """A short plain-text table (node, status, one column per control) and the failing lines under it.
+    """What an admin reads in a terminal: a line per node (its verdict and how many controls are ok, drifted,
+    failed, not applicable), then a line per problem (node, status, the control's title and id, the remedy).
 
-    Nodes with problems come first; beyond TABLE_OK_ROWS ok nodes the rest are counted on one line unless
-    ``all_rows``. Columns shrink to fit ``width`` where they can.
+    The grid of every control is the HTML report's. Nodes with problems come first; beyond TABLE_OK_ROWS ok nodes
+    the rest are counted on one line unless ``all_rows``. Node names are cut to fit ``width``; remedy lines are
+    not wrapped (a remedy is often a command to copy).
     """
     s = validate(summary)
     controls, nodes, totals = s["controls"], ordered_nodes(s["nodes"]), s["totals"]
-    labels = _labels(controls)
-    node_w = max([4, *(len(n["name"]) for n in nodes)])
-    status_w = max([6, *(len(NODE_WORD[n["status"]]) for n in nodes)])
-    col_w = [max(5, len(label)) for label in labels]
-    total = node_w + 2 + status_w + sum(w + 2 for w in col_w)
-    if total > width:  # shrink the widest control labels first, then the node names
-        while total > width and max(col_w, default=5) > 5:
-            i = col_w.index(max(col_w))
-            col_w[i] -= 1
-            total -= 1
-        if total > width:
-            node_w = max(8, node_w - (total - width))
+    titles = {c["id"]: c["title"] for c in controls}
+    counted = ("ok", "drift", "fail", "skip")
+    node_w = min(max([4, *(len(n["name"]) for n in nodes)]), max(8, width - 50))
+    status_w = max([7, *(len(NODE_WORD[n["status"]]) for n in nodes)])
 
-    def row(name, status, cells):
-        out = f"{_fit(name, node_w):<{node_w}}  {status:<{status_w}}"
-        for cell, w in zip(cells, col_w):
-            out += f"  {_fit(cell, w):<{w}}"
-        return out.rstrip()
+    def row(name, verdict, cells):
+        return f"{_fit(name, node_w):<{node_w}}  {verdict:<{status_w}}" + "".join(f"  {c:>5}" for c in cells)
 
     counts = ", ".join(f"{totals[k]} {k}" for k in NODE_STATUSES if totals[k]) or "none"
     lines = [
         f"sitekit readiness: {s['site']}  {_when(s['generated'])}  verdict {s['verdict'].upper()}",
-        f"{totals['nodes']} nodes: {counts}",
+        f"{totals['nodes']} nodes: {counts}; {len(controls)} controls (the report has the grid)",
         "",
-        row("node", "status", labels),
-        row("-" * node_w, "-" * status_w, ["-" * w for w in col_w]),
+        row("node", "verdict", ["ok", "drift", "fail", "n/a"]),
     ]
-    ok_shown = 0
-    hidden = 0
+    ok_shown = hidden = 0
     for node in nodes:
         if node["status"] == "ok" and not all_rows and ok_shown >= TABLE_OK_ROWS:
             hidden += 1
             continue
         ok_shown += node["status"] == "ok"
-        cells = [TABLE_WORD[cell_state(node, c["id"])] for c in controls]
-        lines.append(row(node["name"], NODE_WORD[node["status"]], cells))
+        if node["status"] == "unreachable":
+            cells = ["-"] * len(counted)
+        else:
+            states = [cell_state(node, c["id"]) for c in controls]
+            cells = [str(states.count(k) + (states.count("na") if k == "skip" else 0)) for k in counted]
+        lines.append(row(node["name"], NODE_WORD[node["status"]], cells).rstrip())
     if hidden:
         lines.append(f"... and {hidden} more ok node(s) (--all-rows lists them)")
     if not nodes:
         lines.append("(the summary lists no nodes)")
     found = problems(s)
-    if found:  # one line each, not wrapped: a remedy is often a command to copy
-        name_w = max(len(p[0]) for p in found)
-        cid_w = min(max(len(p[1]) for p in found), 30)
+    if found:
+        name_w = min(max(len(p[0]) for p in found), node_w)
         st_w = max(len(p[2]) for p in found)
         lines += ["", f"{len(found)} problem(s), with their remedies:"]
         for name, cid, status, remedy in found:
-            lines.append(f"{name:<{name_w}}  {cid:<{cid_w}}  {status.upper():<{st_w}}  {remedy or '(no remedy given)'}")
+            what = f"{titles[cid]} [{cid}]" if cid in titles else cid
+            lines.append(
+                f"{_fit(name, name_w):<{name_w}}  {status.upper():<{st_w}}  {what}: {remedy or '(no remedy given)'}"
+            )
     return "\n".join(lines) + "\n"
 
 

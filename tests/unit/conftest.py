@@ -21,6 +21,8 @@ Fixtures: ``make_tree`` materialises a case (a name, a path or a dict) and retur
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path, PurePosixPath
 
@@ -28,6 +30,23 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def ansible_doc(*args):
+    """ansible-doc as a user runs it from the repository (ansible.cfg: library, filters, doc fragments)."""
+    proc = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "ansible-doc"), *args],
+        cwd=REPO,
+        env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
 PLATFORMS_DIR = Path(__file__).resolve().parent / "data" / "platforms"
 
 # library/ and module_utils/ are not packages: tests import modules and module_utils by name.

@@ -141,7 +141,9 @@ def _real_probe(node, nfiles=None):
     repo = cv.repository_result(recorded["name"], "/cvmfs", state, state, access, params)
     facts = cv.nofile_facts(yaml.safe_load((real / "proc-wn2.yml").read_text())["files"])
     limit = cv.judge_nfiles(nfiles or int(params["CVMFS_NFILES"]), facts)
-    return {"changed": False, "ok": repo["ok"] and limit["ok"], "repositories": [repo], "nfiles": limit}
+    # The JSON callback records the module that produced each result (the tool dispatches on it).
+    result = {"changed": False, "ok": repo["ok"] and limit["ok"], "repositories": [repo], "nfiles": limit}
+    return dict(result, action="cvmfs_probe")
 
 
 def test_the_running_client_is_compared_with_its_files():
@@ -180,3 +182,41 @@ def test_a_client_running_an_older_configuration_is_drift():
     nodes = compliance.collect({"plays": [{"tasks": [task]}]})
     cell = nodes["wn1"]["SK-CVMFS-06:software.sitekit.lab"]
     assert (cell["status"], cell["value"], cell["remedy"]) == ("drift", "host", "run `cvmfs_config reload`")
+
+
+PLAYBOOKS = sorted((TOP / "playbooks").glob("*.yml"))
+
+
+@pytest.mark.parametrize("path", PLAYBOOKS, ids=lambda p: p.name)
+def test_every_control_id_in_a_playbook_has_a_title(path):
+    for play in yaml.safe_load(path.read_text()) or []:
+        for task in play.get("tasks", []):
+            match = compliance.CONTROL_ID.search(task.get("name", ""))
+            if match:
+                assert match.group(1) in compliance.CONTROLS, f"{path.name}: {task['name']!r}: no title"
+
+
+def test_each_control_is_declared_once_next_to_its_role():
+    seen = {}
+    for role in compliance.ROLE_ORDER:
+        for control in yaml.safe_load((TOP / "roles" / role / "meta" / "controls.yml").read_text()):
+            assert control["id"] not in seen, f"{control['id']} in {role} and {seen.get(control['id'])}"
+            assert set(control) <= {"id", "title", "readiness"} and control["title"], control
+            seen[control["id"]] = role
+    assert set(seen) == set(compliance.CONTROLS) == set(compliance.CONTROL_ROLE)
+    assert sorted(p.parent.parent.name for p in (TOP / "roles").glob("*/meta/controls.yml")) == sorted(
+        compliance.ROLE_ORDER
+    )
+
+
+def test_readiness_is_read_by_the_recorded_action_not_by_the_keys():
+    """A set_fact that records a launch's keys is bookkeeping; the container_launch result is the verdict."""
+    launch = {"ready": False, "launch_seconds": None, "checks": {}, "image": "/i", "cause": "c", "remedy": "r"}
+
+    def run(action):
+        task = {"task": {"name": "Launch [SK-LAUNCH-01]"}, "hosts": {"wn1": {"action": action, **launch}}}
+        return compliance.collect({"plays": [{"tasks": [task]}]})["wn1"]
+
+    assert run("container_launch")["SK-LAUNCH-01"]["status"] == "fail"
+    assert run("sitekit.grid.container_launch")["SK-LAUNCH-01"]["remedy"] == "r"
+    assert "SK-LAUNCH-01" not in run("ansible.builtin.set_fact")

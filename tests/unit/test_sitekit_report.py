@@ -305,52 +305,55 @@ def test_not_an_object():
 
 
 def test_terminal_table(example):
+    """A line per node (verdict and counts), then a line per problem with its control's title and remedy."""
     text = render_table(example)
     lines = text.splitlines()
     assert lines[0] == "sitekit readiness: inventories/lab/hosts.yml  2026-11-22 10:40:00 UTC  verdict FAIL"
-    assert lines[1] == "4 nodes: 1 ok, 1 drift, 1 fail, 1 unreachable"
-    assert lines[3].split() == ["node", "status", "KERNEL", "USERNS", "APPT", "LAUNCH", "CVMFS:atlas", "PROXY", "HTC"]
-    rows = [line.split() for line in lines[5:9]]
+    assert lines[1] == "4 nodes: 1 ok, 1 drift, 1 fail, 1 unreachable; 7 controls (the report has the grid)"
+    assert lines[3].split() == ["node", "verdict", "ok", "drift", "fail", "n/a"]
+    rows = [line.split() for line in lines[4:8]]
     assert rows == [
-        ["wn3", "FAIL", "ok", "FAIL", "ok", "FAIL", "ok", "ok", "FAIL"],
-        ["wn4", "UNREACHABLE", "?", "?", "?", "?", "?", "?", "?"],
-        ["wn2", "DRIFT", "ok", "ok", "DRIFT", "ok", "ok", "ok", "-"],
-        ["wn1", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok"],
+        ["wn3", "FAIL", "4", "0", "3", "0"],
+        ["wn4", "UNREACHABLE", "-", "-", "-", "-"],
+        ["wn2", "DRIFT", "5", "1", "0", "1"],
+        ["wn1", "ok", "7", "0", "0", "0"],
     ]
-    assert all(len(line) <= 120 for line in lines[:9])
+    # Every control of a reachable node is counted once.
+    assert all(sum(map(int, r[2:])) == len(example["controls"]) for r in rows if r[1] != "UNREACHABLE")
+    assert all(len(line) <= 120 for line in lines[:8])
+    titles = {c["id"]: c["title"] for c in example["controls"]}
     problems = lines[lines.index("5 problem(s), with their remedies:") + 1 :]
-    assert [p.split()[:3] for p in problems] == [
-        ["wn3", "SK-USERNS-01", "FAIL"],
-        ["wn3", "SK-LAUNCH-01", "FAIL"],
-        ["wn3", "SK-HTC-01", "FAIL"],
-        ["wn4", "(node)", "UNREACHABLE"],
-        ["wn2", "SK-APPT-02", "DRIFT"],
+    assert [p.split()[:2] for p in problems] == [
+        ["wn3", "FAIL"],
+        ["wn3", "FAIL"],
+        ["wn3", "FAIL"],
+        ["wn4", "UNREACHABLE"],
+        ["wn2", "DRIFT"],
     ]
+    for line, cid in zip(problems, ["SK-USERNS-01", "SK-LAUNCH-01", "SK-HTC-01", None, "SK-APPT-02"]):
+        assert cid is None or f"{titles[cid]} [{cid}]: " in line, line
     assert problems[1].endswith(example["nodes"][2]["results"]["SK-LAUNCH-01"]["remedy"])
-    assert problems[4].endswith("run playbooks/site.yml --limit wn2 --tags apptainer")
+    assert problems[3].split(None, 2)[2].startswith("(node): bring wn4 back")
+    assert problems[4].endswith("apptainer.conf [SK-APPT-02]: run playbooks/site.yml --limit wn2 --tags apptainer")
 
 
-def test_terminal_table_fits_a_narrow_terminal_and_counts_hidden_ok_nodes():
+def test_terminal_table_stays_readable_with_many_controls_and_nodes():
+    """No column per control: the width does not grow with the controls (the lab has 40 and more)."""
     summary = big_site(300, {42})
     summary["controls"][0]["id"] = "SK-CVMFS-PROBE:very-long-repository-name.example.org"
     for node in summary["nodes"]:
         node["results"][summary["controls"][0]["id"]] = node["results"].pop("SK-C-00")
-    text = render_table(summary, width=80)
-    lines = text.splitlines()
-    table = lines[3 : lines.index("1 problem(s), with their remedies:") - 1]
-    assert len(table) == 2 + 1 + 20 + 1  # head, rule, the failing node, 20 ok nodes, the count of the rest
-    assert all(len(line) <= 80 for line in table)
-    assert table[2].split()[:2] == ["wn42", "FAIL"]
-    assert table[-1] == "... and 279 more ok node(s) (--all-rows lists them)"
+    many = json.loads(json.dumps(summary))
+    for i in range(60):
+        many["controls"].append({"id": f"SK-X-{i:02d}", "title": f"extra control {i}", "group": "config"})
+    for text in (render_table(summary, width=80), render_table(many, width=80)):
+        lines = text.splitlines()
+        table = lines[3 : lines.index("1 problem(s), with their remedies:") - 1]
+        assert len(table) == 1 + 1 + 20 + 1  # head, the failing node, 20 ok nodes, the count of the rest
+        assert all(len(line) <= 80 for line in table)
+        assert table[1].split()[:2] == ["wn42", "FAIL"]
+        assert table[-1] == "... and 279 more ok node(s) (--all-rows lists them)"
     assert len(render_table(summary, all_rows=True).splitlines()) > 300
-
-
-def test_short_labels():
-    assert sitekit_report.short_label("SK-KERNEL-01") == "KERNEL"
-    assert sitekit_report.short_label("SK-CVMFS-PROBE:atlas.cern.ch") == "CVMFS:atlas"
-    assert sitekit_report.short_label("custom") == "custom"
-    controls = [{"id": "SK-APPT-01"}, {"id": "SK-APPT-02"}, {"id": "SK-HTC-01"}]
-    assert sitekit_report._labels(controls) == ["APPT-01", "APPT-02", "HTC"]
 
 
 # --------------------------------------------------------------------------------------------------- CLI

@@ -2,7 +2,7 @@
 
 Molecule's inventory reaches nodes through Ansible's podman connection, which testinfra only
 drives through Ansible (one ansible process per command). Commands go straight through
-``podman exec`` instead (about 8x faster, ../shared/LAB.md), while expected values still come from
+``podman exec`` instead (about 8x faster, measured in the lab), while expected values still come from
 the inventory Molecule wrote (``hostvars``).
 """
 

@@ -160,7 +160,7 @@ def test_autofs_unmounts_without_keepalive_and_keepalive_keeps_it(host, hostvars
     try:
         host.run_expect([0], f"ls /cvmfs/{repo}")
         assert _mounted(host, repo)
-        # autofs expires a mount between timeout and about 1.3 x timeout after the last access (../shared/LAB.md).
+        # autofs expires a mount between timeout and about 1.3 x timeout after the last access (measured in the lab).
         assert _wait_unmounted(host, repo, timeout * 2 + 5), f"autofs kept {repo} mounted without the keep-alive"
     finally:
         host.run_expect([0], "systemctl start sitekit-cvmfs-keepalive.timer")
@@ -315,7 +315,7 @@ def test_the_pac_chain_the_client_walks_ends_at_the_site_squid(host, hostvars):
     """Each URL of CVMFS_PAC_URLS, fetched from the worker node without a proxy as the client fetches it, evaluated
     with pacparser (the engine the client embeds) for the stratum-1, names the site's squid; the squid serves."""
     _workers(hostvars)
-    url = hostvars["sitekit_proxy_check_url"]
+    url = hostvars["readiness_proxy_url"]
     stratum1 = urlsplit(url).hostname
     squid = f"{hostvars['groups']['squids'][0]}:3128"
     for pac_url in _default_local(host)["CVMFS_PAC_URLS"].split(";"):

@@ -58,7 +58,7 @@ def test_an_object_fetched_for_the_first_time_is_a_miss_then_a_hit(host, hostvar
     _group(hostvars, "worker_nodes")
     proxy = f"{_squids(hostvars)[0]}:3128"
     # The origin's last object (lab/origin.yml): no other check fetches it.
-    url = hostvars["sitekit_proxy_check_url"].rsplit("/", 2)[0] + f"/01/{63:038x}"
+    url = hostvars["readiness_proxy_url"].rsplit("/", 2)[0] + f"/01/{63:038x}"
     first, second = _fetch(host, proxy, url), _fetch(host, proxy, url)
     assert first["status"] == second["status"] == 200
     assert ";hit" not in first["cache"] and ";hit" in second["cache"], (first["cache"], second["cache"])
@@ -138,7 +138,7 @@ def test_the_pac_file_sends_cvmfs_through_the_squid_and_the_rest_direct(host, ho
     try:
         pacparser.parse_pac_string(answer["body"])
         squid = f"PROXY {_squids(hostvars)[0]}:3128"
-        assert pacparser.find_proxy(hostvars["sitekit_proxy_check_url"], "stratum1.sitekit.lab") == squid
+        assert pacparser.find_proxy(hostvars["readiness_proxy_url"], "stratum1.sitekit.lab") == squid
         assert pacparser.find_proxy("http://www.example.com/", "www.example.com") == "DIRECT"
     finally:
         pacparser.cleanup()

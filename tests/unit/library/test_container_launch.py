@@ -17,7 +17,7 @@ import pytest
 import yaml
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.testing import patch_module_args
-from conftest import REPO
+from conftest import REPO, ansible_doc
 
 RESULT_KEYS = {
     "changed",
@@ -235,8 +235,7 @@ def test_documentation_matches_the_argument_spec(monkeypatch):
 
 def test_documentation_attributes_and_return_keys():
     doc = yaml.safe_load(container_launch.DOCUMENTATION)
-    assert doc["attributes"]["check_mode"]["support"] == "full"
-    assert doc["attributes"]["diff_mode"]["support"] == "none"
+    assert doc["extends_documentation_fragment"] == ["action_common_attributes", "sitekit.read_only"]
     returned = yaml.safe_load(container_launch.RETURN)
     assert set(returned) == RESULT_KEYS - {"changed"}
     assert all(v["returned"] == "always" and "sample" in v for v in returned.values())
@@ -246,17 +245,28 @@ def test_documentation_attributes_and_return_keys():
 
 
 def test_ansible_doc_renders():
-    proc = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "ansible-doc"), "container_launch"],
-        cwd=REPO,
-        env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
+    proc = ansible_doc("container_launch")
     assert "container_launch" in proc.stdout and "fail_on_error" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "diff"),
+    [
+        ("container_launch", "none"),
+        ("kernel_compat", "none"),
+        ("cvmfs_probe", "none"),
+        ("node_selfcheck", "none"),
+        ("proxy_check", "none"),
+        ("apptainer_conf", "full"),
+    ],
+)
+def test_attributes_as_ansible_doc_shows_them(module, diff):
+    """The read-only modules' attributes come from one documentation fragment (doc_fragments/sitekit.py)."""
+    attributes = json.loads(ansible_doc("--json", module).stdout)[module]["doc"]["attributes"]
+    assert attributes["check_mode"]["support"] == "full"
+    assert attributes["diff_mode"]["support"] == diff
+    assert attributes["platform"]["platforms"] == "posix"
+    assert all(a["description"] for a in attributes.values())
 
 
 def test_module_runs_standalone_with_an_args_file(tmp_path, user):
@@ -266,6 +276,7 @@ def test_module_runs_standalone_with_an_args_file(tmp_path, user):
     args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"image": missing, "user": user, "fail_on_error": False}}))
     proc = subprocess.run(
         [sys.executable, "library/container_launch.py", str(args)],
+        env={**os.environ, "PYTHONPATH": str(REPO / "module_utils")},
         cwd=REPO,
         capture_output=True,
         text=True,

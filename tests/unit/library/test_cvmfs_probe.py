@@ -170,6 +170,7 @@ def test_module_runs_standalone_with_an_args_file(cvmfs, tmp_path):
     )
     proc = subprocess.run(
         [sys.executable, str(REPO / "library" / "cvmfs_probe.py"), str(args)],
+        env={**os.environ, "PYTHONPATH": str(REPO / "module_utils")},
         capture_output=True,
         text=True,
         timeout=60,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from itertools import combinations
@@ -280,17 +281,18 @@ def test_main_runs_the_binary_only_on_the_running_system(capsys, make_tree, monk
 
     seen = {}
     tree = str(make_tree("el9"))
+    check_node = sitekit_kernel.check_node
 
     def fake_check_node(root, run_version):
         seen["root"], seen["run_version"] = root, run_version
-        return sitekit_kernel.check_node(tree, run_version)
+        return check_node(tree, run_version)
 
     monkeypatch.setattr(AnsibleModule, "run_command", fake_run_command)
     _, out = run_main(capsys, {"root": tree})
     assert calls == []
     assert out["apptainer"]["version"] is None  # an rpm tree: no dpkg record
 
-    monkeypatch.setattr(kernel_compat, "check_node", fake_check_node)
+    monkeypatch.setattr(kernel_compat.kernel, "check_node", fake_check_node)
     _, out = run_main(capsys, {"root": "/"})
     assert seen["root"] == "/"
     assert calls == [(["/usr/bin/apptainer", "--version"], {"LANG": "C", "LC_ALL": "C"})]
@@ -304,6 +306,7 @@ def test_module_runs_standalone_with_an_args_file(make_tree, tmp_path):
     args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"root": str(make_tree("debian13"))}}))
     proc = subprocess.run(
         [sys.executable, "library/kernel_compat.py", str(args)],
+        env={**os.environ, "PYTHONPATH": str(REPO / "module_utils")},
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -55,7 +56,7 @@ def fake_run(monkeypatch):
             kernel = sc._step("kernel", True, "fine", mode="unprivileged", platform="debian13")
             return sc.summarize(kernel, sc._step("cvmfs", True, "fine"), launch, 5, 0.2)
 
-        monkeypatch.setattr(node_selfcheck, "run", run)
+        monkeypatch.setattr(node_selfcheck.selfcheck, "run", run)
         return seen
 
     return install
@@ -109,6 +110,7 @@ def test_runs_standalone_with_an_args_file(tmp_path):
     (tmp_path / "args.json").write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"image": str(tmp_path), "timeout": 5}}))
     run = subprocess.run(
         [sys.executable, str(REPO / "library" / "node_selfcheck.py"), str(tmp_path / "args.json")],
+        env={**os.environ, "PYTHONPATH": str(REPO / "module_utils")},
         capture_output=True,
         text=True,
         timeout=60,

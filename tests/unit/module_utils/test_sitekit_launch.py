@@ -49,7 +49,8 @@ def inputs_of(record):
     return targets, host_paths
 
 
-def judge(record, pid=None):
+def judge(record, pid=None, host_path_policy="fail"):
+    """The checks as the module judges the record; the records' expectations count host paths (policy "fail")."""
     targets, host_paths = inputs_of(record)
     parsed = sl.parse_probe_output(record["stdout"], record["token"])
     launch = {k: record[k] for k in ("rc", "stdout", "stderr", "seconds", "timed_out", "leftover")}
@@ -63,6 +64,7 @@ def judge(record, pid=None):
         pid=record["inputs"]["pid"] if pid is None else pid,
         host_processes=record["host_processes"],
         command_given=bool(record["inputs"]["command"]),
+        host_path_policy=host_path_policy,
     )
     return parsed, checks, ready
 

@@ -100,7 +100,7 @@ def test_session_members_read_from_proc(tmp_path):
 def test_the_modules_use_this_runner():
     """One implementation: the CVMFS probe and the launch delegate to it, with their own grace times."""
     assert sitekit_cvmfs.run_in_session is sp.run_in_session
-    assert sitekit_launch.run_in_session is sp.run_in_session
+    assert sitekit_launch.proc.run_in_session is sp.run_in_session
     assert not hasattr(sitekit_cvmfs, "_kill_group") and not hasattr(sitekit_launch, "_kill_session")
     cvmfs = sitekit_cvmfs.run_with_timeout(["sh", "-c", "echo $LANG"], 5)
     assert cvmfs["stdout"] == "C\n" and "leftover" in cvmfs

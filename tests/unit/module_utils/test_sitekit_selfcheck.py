@@ -157,20 +157,24 @@ def test_cvmfs_check_stops_when_the_budget_is_used_up(tmp_path):
 # The launch check, from real Apptainer launches recorded in the lab
 # ---------------------------------------------------------------------------------------------
 def judge_record(name):
+    """The self-check's launch step for a recorded launch, judged as ``sitekit_launch.launch`` judges it."""
     record = launch_record(name)
     run = {k: record[k] for k in ("rc", "stdout", "stderr", "seconds", "timed_out", "leftover")}
     parsed = sl.parse_probe_output(record["stdout"], record["token"])
     targets = [sl.parse_bind(b)[1] for b in record["inputs"]["binds"]]
-    return record, sc.judge_launch(
+    result = sl.empty_result(record["inputs"]["image"], record["inputs"]["user"])
+    result["command"] = record["argv"]
+    problem = sl.judge(
+        result,
         run,
         parsed,
-        token=record["token"],
+        marker=record["token"],
         scratch=record["scratch"],
-        image=record["inputs"]["image"],
-        user=record["inputs"]["user"],
+        timeout=record["inputs"]["timeout"],
         bind_targets=targets,
         host_processes=record["host_processes"],
     )
+    return record, sc.judge_launch(result, problem)
 
 
 @pytest.mark.parametrize("name", ["ok-flat", "debian12-ready"])
@@ -212,7 +216,7 @@ def test_a_launch_without_its_own_pid_namespace_fails_with_the_pid_remedy():
 
 
 def test_launch_without_apptainer_says_how_to_get_one(tmp_path, monkeypatch):
-    monkeypatch.setattr(sc, "SEARCH_PATH", str(tmp_path))
+    monkeypatch.setattr(sl, "SEARCH_PATH", str(tmp_path))
     step = sc.launch_check(str(tmp_path), "nobody", timeout=5)
     assert not step["ok"] and "Apptainer is not installed" in step["cause"]
     assert sl.CVMFS_APPTAINER in step["remedy"] and step["checks"] is None
@@ -304,7 +308,7 @@ def test_run_gives_the_launch_what_is_left_of_the_budget():
     ticks = iter([0.0, 2.5, 9.0])
     seen = {}
 
-    def launch(image, user, binds, timeout, apptainer, scratch_base):
+    def launch(image, user, binds, timeout, apptainer, scratch_base, host_path_policy):
         seen["timeout"] = timeout
         return ok("launch", seconds=1.0, checks={}, image=image)
 

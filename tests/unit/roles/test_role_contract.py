@@ -49,3 +49,36 @@ def test_role_readmes_are_generated_from_the_specs():
         [sys.executable, str(TOP / "tools" / "role_docs.py"), "--check"], capture_output=True, text=True
     )
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def _role_files(role: Path):
+    """The files a role runs or renders: tasks, handlers, templates, vars, defaults, meta."""
+    return sorted(p for p in role.rglob("*") if p.is_file() and p.suffix in (".yml", ".yaml", ".j2"))
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_a_role_reads_no_other_roles_private_names(role):
+    """Roles talk through public entry points and results (base's install/installed -> base_installed, nodelib),
+    never through another role's __<role>_* variables."""
+    import re
+
+    others = "|".join(re.escape(r.name) for r in ROLES if r.name != role.name)
+    private = re.compile(rf"(?<![A-Za-z0-9_])__({others})_[A-Za-z0-9_]+")
+    found = [
+        f"{path.relative_to(TOP)}: {match.group(0)}"
+        for path in _role_files(role)
+        for match in private.finditer(path.read_text(encoding="utf-8"))
+    ]
+    assert not found, found
+
+
+def test_the_installed_probe_and_the_node_library_live_in_base_only():
+    """dpkg-query/rpm probes and module_utils shipping are written once, in base's entry points."""
+    for role in ROLES:
+        for path in _role_files(role):
+            text = path.read_text(encoding="utf-8")
+            where = path.relative_to(TOP)
+            if role.name != "base":
+                probe = "dpkg-query" in text or "'rpm', '-q'" in text
+                assert not probe, f"{where}: use base tasks_from: installed"
+                assert "module_utils" not in text, f"{where}: use base tasks_from: nodelib"
