@@ -312,7 +312,12 @@ def main():
     # Check mode runs the same: the probe only reads (the automount it triggers is what a job would trigger).
     expect = {"proxy": params["expect_proxy"], "nfiles": params["nfiles"]}
     result = cvmfs.probe(
-        params["repositories"], params["mountpoint"], rel, params["timeout"], None, expect, params["config_root"]
+        params["repositories"],
+        params["mountpoint"],
+        rel,
+        params["timeout"],
+        expect=expect,
+        config_root=params["config_root"],
     )
     msg = cvmfs.failure_message(result) if params["fail_on_error"] else None
     if msg:

@@ -841,6 +841,7 @@ def probe(
     rel=None,
     timeout=DEFAULT_TIMEOUT,
     mountinfo=None,
+    *,
     expect=None,
     config_root=CONFIG_ROOT,
     nofile=None,

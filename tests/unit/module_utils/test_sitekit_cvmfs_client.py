@@ -258,15 +258,26 @@ def test_probe_judges_nfiles_from_the_files_and_the_client_from_its_xattrs(tmp_p
     (mnt / "images.sitekit.lab" / "README").write_text("hello\n")
     (root / "default.local").write_text("CVMFS_HTTP_PROXY='auto;DIRECT'\nCVMFS_NFILES='131072'\n")
     facts = lambda: cv.nofile_facts(PROC["files"])  # noqa: E731
-    result = cv.probe(["images.sitekit.lab"], str(mnt), None, 10, lambda: "", None, str(root), facts)
+    result = cv.probe(["images.sitekit.lab"], str(mnt), None, 10, lambda: "", config_root=str(root), nofile=facts)
     assert result["repositories"][0]["ok"] and result["repositories"][0]["client"]["status"] == "unknown"
     assert not result["ok"] and result["nfiles"]["nfiles"] == 131072 and not result["nfiles"]["ok"]
     message = cv.failure_message(result)
     assert message.startswith("cvmfs_probe: the client cannot have its open-file limit. CVMFS_NFILES: Cause: ")
-    fixed = cv.probe(["images.sitekit.lab"], str(mnt), None, 10, lambda: "", {"nfiles": 16384}, str(root), facts)
+    fixed = cv.probe(
+        ["images.sitekit.lab"],
+        str(mnt),
+        None,
+        10,
+        lambda: "",
+        expect={"nfiles": 16384},
+        config_root=str(root),
+        nofile=facts,
+    )
     assert fixed["ok"] and fixed["nfiles"]["ok"]
     # No configuration file at all: no verdict on open files.
-    bare = cv.probe(["images.sitekit.lab"], str(mnt), None, 10, lambda: "", None, str(tmp_path / "no"), facts)
+    bare = cv.probe(
+        ["images.sitekit.lab"], str(mnt), None, 10, lambda: "", config_root=str(tmp_path / "no"), nofile=facts
+    )
     assert bare["ok"] and bare["nfiles"] is None
 
 
