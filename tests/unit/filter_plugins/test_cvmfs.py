@@ -438,8 +438,18 @@ def test_rejected_values_are_ones_the_client_would_misread(tmp_path, value, shel
 # --- registration and docs ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["cvmfs_http_proxy", "cvmfs_default_local"])
-def test_filter_is_registered_and_documented(name):
+# Every filter of filter_plugins/cvmfs.py, the type its documentation says it returns, and a sample input.
+FILTERS = [
+    ("cvmfs_http_proxy", "str", ["DIRECT"]),
+    ("cvmfs_default_local", "str", {"CVMFS_HTTP_PROXY": "DIRECT"}),
+    ("cvmfs_pac_urls", "str", ["http://wpad/wpad.dat"]),
+    ("cvmfs_nfiles", "int", None),
+    ("cvmfs_mounted_repositories", "list", ""),
+]
+
+
+@pytest.mark.parametrize(("name", "returns", "sample"), FILTERS, ids=[f[0] for f in FILTERS])
+def test_filter_is_registered_and_documented(name, returns, sample):
     func = FilterModule().filters()[name]
     doc = yaml.safe_load((FILTER_DIR / f"{name}.yml").read_text(encoding="utf-8"))
     documentation = doc["DOCUMENTATION"]
@@ -447,5 +457,10 @@ def test_filter_is_registered_and_documented(name):
     params = list(inspect.signature(func).parameters)
     assert set(documentation["options"]) == {"_input", *params[1:]}
     assert documentation.get("positional", "") == ", ".join(params[1:])
-    assert doc["RETURN"]["_value"]["type"] == "str"
-    assert isinstance(func(["DIRECT"] if name == "cvmfs_http_proxy" else {"CVMFS_HTTP_PROXY": "DIRECT"}), str)
+    assert doc["RETURN"]["_value"]["type"] == returns
+    if sample is not None:
+        assert type(func(sample)).__name__ == returns
+
+
+def test_every_cvmfs_filter_is_covered():
+    assert {f[0] for f in FILTERS} == set(FilterModule().filters())

@@ -1,7 +1,6 @@
 """The CVMFS filters added for the real client: CVMFS_PAC_URLS, CVMFS_NFILES for a node, the repositories a running
 client serves; and default.local read back by the node-side parser (module_utils/sitekit_cvmfs.py)."""
 
-import inspect
 import sys
 from pathlib import Path
 
@@ -13,7 +12,6 @@ from ansible.errors import AnsibleFilterError
 TOP = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(TOP / "filter_plugins"))
 from cvmfs import (  # noqa: E402
-    FilterModule,
     cvmfs_default_local,
     cvmfs_mounted_repositories,
     cvmfs_nfiles,
@@ -178,21 +176,3 @@ def test_mounted_repositories():
     assert cvmfs_mounted_repositories(text, "/other") == []
     with pytest.raises(AnsibleFilterError, match="expected the text of /proc/self/mountinfo"):
         cvmfs_mounted_repositories(None)
-
-
-# --- registration and docs ------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("name", "returns"),
-    [("cvmfs_pac_urls", "str"), ("cvmfs_nfiles", "int"), ("cvmfs_mounted_repositories", "list")],
-)
-def test_filter_is_registered_and_documented(name, returns):
-    func = FilterModule().filters()[name]
-    doc = yaml.safe_load((FILTER_DIR / f"{name}.yml").read_text(encoding="utf-8"))
-    documentation = doc["DOCUMENTATION"]
-    assert documentation["name"] == name
-    params = list(inspect.signature(func).parameters)
-    assert set(documentation["options"]) == {"_input", *params[1:]}
-    assert documentation.get("positional", "") == ", ".join(params[1:])
-    assert doc["RETURN"]["_value"]["type"] == returns
