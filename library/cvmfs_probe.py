@@ -34,12 +34,27 @@ description:
     on open files the mount runs under (the lower of pid 1's, which starts fstab mount units and autofs, and this
     process's) unless the node can raise it (C(CAP_SYS_RESOURCE)); above it the client refuses to mount with
     C(Failed to set maximum number of open files, insufficient permissions).
+  - The cache - C(CVMFS_CACHE_BASE) (default C(/var/lib/cvmfs)) must be on a local disk: a network or cluster
+    filesystem (nfs, cifs, ceph, lustre, gpfs, ...) fails, because the client cannot account for a cache other hosts
+    change and creates sockets and pipes there; a memory filesystem (tmpfs, ramfs) fails, because the cache takes
+    the jobs' RAM and is lost at reboot. Only an alien cache (C(CVMFS_ALIEN_CACHE), which needs
+    C(CVMFS_QUOTA_LIMIT=-1) and C(CVMFS_SHARED_CACHE=no)) may be on a shared filesystem; the cache base then keeps
+    only control files. The filesystem is the longest mount point of C(/proc/self/mountinfo) that holds the cache
+    base.
+  - The size of that filesystem (statvfs) must hold C(CVMFS_QUOTA_LIMIT) MB (default 4000) with the client's
+    margin of 20 % + 1024 MB; below it the result names the quota, the size needed, the filesystem's size and
+    free space, and the largest quota that fits. The size is judged, not the free space, which a cache filled up
+    to its quota uses by design.
+  - With an empty O(repositories), only the node-wide checks run (open files, cache), from the default files
+    (C(default.conf), C(default.d), C(default.local)) and O(cache_base), O(quota_limit), O(alien_cache),
+    O(shared_cache), O(nfiles).
   - Read-only. It changes nothing (apart from the mounts autofs makes on access, which is the point), runs the same
     in check mode, and always returns changed=false.
 options:
   repositories:
     description:
       - Fully qualified repository names, such as C(atlas.cern.ch). Each must be DNS-like with at least one dot.
+      - An empty list probes no repository and judges only the open-file limit and the cache.
     type: list
     elements: str
     required: true
@@ -80,11 +95,30 @@ options:
       - The client's configuration directory.
     type: path
     default: /etc/cvmfs
+  cache_base:
+    description:
+      - The C(CVMFS_CACHE_BASE) judged, instead of what the configuration files say.
+    type: path
+  quota_limit:
+    description:
+      - The C(CVMFS_QUOTA_LIMIT) in MB judged (-1 for none), instead of what the configuration files say.
+    type: int
+  alien_cache:
+    description:
+      - The C(CVMFS_ALIEN_CACHE) judged, instead of what the configuration files say.
+    type: path
+  shared_cache:
+    description:
+      - The C(CVMFS_SHARED_CACHE) judged, instead of what the configuration files say (the client's default is
+        yes).
+    type: bool
 extends_documentation_fragment: [action_common_attributes, sitekit.read_only]
 notes:
   - The probe runs as the connecting (or become) user. A repository that needs authorization reads as that user.
   - Accessing a repository from inside a container behaves differently (CVM-2004); this module sees the mount
     namespace it runs in.
+  - Per-repository cache settings (C(config.d)) are judged for each repository; RV(cache) is the first cache
+    that fails, else the first one.
   - Cache usage is not an extended attribute; C(cvmfs_config stat) shows it. C(user.ncleanup24) counts cache
     cleanups in the last 24 hours, a sign of a cache that is too small.
 seealso:
@@ -110,6 +144,12 @@ EXAMPLES = r"""
     fail_on_error: false
   register: __cvmfs_probe
 
+- name: Check that the cache a site plans fits this node, before any client is installed
+  cvmfs_probe:
+    repositories: []
+    cache_base: /var/lib/cvmfs
+    quota_limit: 20000
+
 - name: Show why a repository failed
   ansible.builtin.debug:
     msg: "{{ item.name }}: {{ item.cause }} -> {{ item.remedy }}"
@@ -127,8 +167,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 ok:
-  description: Whether every repository was readable and its client did not fail (RV(repositories[].ok)), and the
-    open-file limit fits (RV(nfiles.ok)).
+  description: Whether every repository was readable and its client did not fail (RV(repositories[].ok)), the
+    open-file limit fits (RV(nfiles.ok)) and the cache can serve as configured (RV(cache.ok)).
   returned: always
   type: bool
   sample: false
@@ -160,6 +200,78 @@ nfiles:
       description: What to do; null when nothing is needed.
       type: str
   sample: {ok: false, nfiles: 131072, hard_limit: 20000, can_raise: false, suggested: 16384}
+cache:
+  description: The cache against the filesystem it is on; null when no configuration file was read and no cache
+    option was given.
+  returned: always
+  type: dict
+  contains:
+    ok:
+      description: Whether the client can use the cache as configured (RV(cache.status) is not fail).
+      type: bool
+    status:
+      description: C(ok), C(fail), or C(unknown) (an advanced cache instance, C(CVMFS_CACHE_PRIMARY), or a quota
+        that is not a number).
+      type: str
+    base:
+      description: C(CVMFS_CACHE_BASE), its symlinks resolved.
+      type: str
+    filesystem:
+      description: The type of the filesystem it is on (C(ext4), C(xfs), C(nfs4), C(tmpfs), ...).
+      type: str
+    where:
+      description: That filesystem's type, source and mount point.
+      type: str
+    kind:
+      description: C(local), C(network) or C(memory).
+      type: str
+    quota_limit:
+      description: C(CVMFS_QUOTA_LIMIT) in MB; -1 for none.
+      type: int
+    required_mb:
+      description: The filesystem size the quota needs (quota + 20 % + 1024 MB); null without a quota.
+      type: int
+    size_mb:
+      description: The filesystem's size in MB; null when it could not be read.
+      type: int
+    available_mb:
+      description: Its free space in MB, for an unprivileged user.
+      type: int
+    suggested_quota:
+      description: The largest quota (MB, a multiple of 100) whose margin the filesystem holds.
+      type: int
+    alien:
+      description: C(CVMFS_ALIEN_CACHE), or null.
+      type: str
+    alien_filesystem:
+      description: The type of the filesystem the alien cache is on.
+      type: str
+    shared:
+      description: C(CVMFS_SHARED_CACHE).
+      type: bool
+    repositories:
+      description: The repositories that use this cache (empty when judged from the default files alone).
+      type: list
+      elements: str
+    detail:
+      description: One line for a report.
+      type: str
+    cause:
+      description: Why the client cannot use the cache as configured; null when it can.
+      type: str
+    remedy:
+      description: What to do; null when nothing is needed.
+      type: str
+  sample:
+    ok: false
+    status: fail
+    base: /var/lib/cvmfs
+    filesystem: ext4
+    quota_limit: 20000
+    required_mb: 25024
+    size_mb: 10015
+    available_mb: 9420
+    suggested_quota: 7400
 repositories:
   description: One entry per repository, in the order given.
   returned: always
@@ -290,12 +402,14 @@ def main():
             "expect_proxy": {"type": "str"},
             "nfiles": {"type": "int"},
             "config_root": {"type": "path", "default": "/etc/cvmfs"},
+            "cache_base": {"type": "path"},
+            "quota_limit": {"type": "int"},
+            "alien_cache": {"type": "path"},
+            "shared_cache": {"type": "bool"},
         },
         supports_check_mode=True,
     )
     params = module.params
-    if not params["repositories"]:
-        module.fail_json(msg="cvmfs_probe: repositories is empty. Give at least one name, such as atlas.cern.ch.")
     try:
         for name in params["repositories"]:
             cvmfs.validate_repository(name)
@@ -306,11 +420,18 @@ def main():
         module.fail_json(msg=f"cvmfs_probe: timeout must be a positive number of seconds, got {params['timeout']}.")
     if params["nfiles"] is not None and params["nfiles"] < 1:
         module.fail_json(msg=f"cvmfs_probe: nfiles must be a positive number, got {params['nfiles']}.")
+    quota = params["quota_limit"]
+    if quota is not None and quota < 1 and quota != -1:
+        module.fail_json(msg=f"cvmfs_probe: quota_limit must be a positive number of MB, or -1 for none, got {quota}.")
+    for key in ("cache_base", "alien_cache"):
+        if params[key] is not None and not os.path.isabs(params[key]):
+            module.fail_json(msg=f"cvmfs_probe: {key} {params[key]!r} must be an absolute path.")
     if not os.path.isabs(params["mountpoint"]):
         module.fail_json(msg=f"cvmfs_probe: mountpoint {params['mountpoint']!r} must be an absolute path.")
 
     # Check mode runs the same: the probe only reads (the automount it triggers is what a job would trigger).
-    expect = {"proxy": params["expect_proxy"], "nfiles": params["nfiles"]}
+    expect = {key: params[key] for key in ("nfiles", *cvmfs.CACHE_EXPECT)}
+    expect["proxy"] = params["expect_proxy"]
     result = cvmfs.probe(
         params["repositories"],
         params["mountpoint"],

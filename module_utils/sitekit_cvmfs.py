@@ -14,6 +14,9 @@ needs the same answer. Pure standard library, importable without Ansible. The pi
   (``proxy``, ``host``, ``expires``) with them: a client that goes DIRECT although the files name proxies fails;
 - ``nofile_facts`` and ``judge_nfiles`` compare CVMFS_NFILES with the hard limit on open files the client's mount
   runs under; ``mounted_repositories`` lists the repositories a running client serves (a reload needs one);
+- ``cache_settings``, ``cache_mount`` and ``judge_cache`` (``read_cache`` on a node or a recorded tree) say whether
+  CVMFS_CACHE_BASE is on a local disk (not a network or memory filesystem, unless the data go to an alien cache)
+  and whether that filesystem holds CVMFS_QUOTA_LIMIT with the client's margin;
 - ``repository_result`` and ``failure_message`` put it together.
 
 The error texts and the CVM-2004 autofs behaviour were seen on real clients and the lab's autofs; the magic extended
@@ -762,6 +765,276 @@ def configured_nfiles(params):
 
 
 # ---------------------------------------------------------------------------------------------
+# The cache: the filesystem CVMFS_CACHE_BASE is on, and whether it holds CVMFS_QUOTA_LIMIT
+# ---------------------------------------------------------------------------------------------
+# The client's defaults (default.conf): the cache directory, and the soft quota in MB (MiB: the client counts
+# CVMFS_QUOTA_LIMIT * 1024 * 1024 bytes).
+DEFAULT_CACHE_BASE = "/var/lib/cvmfs"
+DEFAULT_QUOTA_LIMIT = 4000
+MIB = 1024 * 1024
+# The quota is soft: the client cleans up only once it is reached, so the partition hosting the cache has to provide
+# more; the CernVM-FS client documentation's cache settings ask for at least 20 % of the quota plus 1 GB beyond it.
+QUOTA_MARGIN = 0.20
+QUOTA_MARGIN_MB = 1024
+# Network and cluster filesystems: the client cannot account for a cache other hosts may change, and it creates
+# sockets and pipes in the cache directory, which these filesystems usually do not support. Only an alien cache
+# (CVMFS_ALIEN_CACHE) may live on one.
+NETWORK_FSTYPES = frozenset(
+    (
+        "nfs", "nfs4", "cifs", "smb3", "smbfs", "ncpfs", "afs", "ceph", "fuse.ceph", "fuse.ceph-fuse", "glusterfs",
+        "fuse.glusterfs", "lustre", "gpfs", "beegfs", "fuse.beegfs", "fuse.sshfs", "9p", "ocfs2", "gfs2",
+        "fuse.gcsfuse", "fuse.s3fs", "fuse.rclone", "fuse.cvmfs2", "fuse.eos", "fuse.xrootdfs", "pvfs2", "orangefs",
+    )
+)  # fmt: skip
+# Memory filesystems: the cache takes the jobs' RAM and is gone after a reboot.
+MEMORY_FSTYPES = frozenset(("tmpfs", "ramfs"))
+_YES = ("yes", "on", "1", "true")
+# The settings a caller may give instead of the files.
+CACHE_EXPECT = ("cache_base", "quota_limit", "alien_cache", "shared_cache")
+
+
+def _cache_parameter(params, name):
+    """A cache parameter of the default cache instance: CVMFS_CACHE_<NAME> when set, else its older name."""
+    older = {"ALIEN": "CVMFS_ALIEN_CACHE", "SHARED": "CVMFS_SHARED_CACHE", "QUOTA_LIMIT": "CVMFS_QUOTA_LIMIT"}[name]
+    value = params.get(f"CVMFS_CACHE_{name}")
+    return params.get(older) if value is None else value
+
+
+def cache_settings(params, expect=None):
+    """The cache the files (``params``) configure; ``expect`` (cache_base, quota_limit, alien_cache, shared_cache)
+    overrides them.
+
+    Returns {base, quota_limit (MB; -1 none; None unreadable), alien (a path or None), shared, primary (an advanced
+    cache instance, CVMFS_CACHE_PRIMARY, or None)}.
+    """
+    expect = expect or {}
+    quota = expect.get("quota_limit")
+    if quota is None:
+        text = str(_cache_parameter(params, "QUOTA_LIMIT") or DEFAULT_QUOTA_LIMIT).strip()
+        quota = int(text) if re.fullmatch(r"-?\d+", text) else None
+    shared = expect.get("shared_cache")
+    if shared is None:
+        shared = _cache_parameter(params, "SHARED")
+    return {
+        "base": os.path.normpath(expect.get("cache_base") or params.get("CVMFS_CACHE_BASE") or DEFAULT_CACHE_BASE),
+        "quota_limit": quota,
+        "alien": expect.get("alien_cache") or _cache_parameter(params, "ALIEN") or None,
+        "shared": True if shared is None else str(shared).strip().lower() in _YES,
+        "primary": params.get("CVMFS_CACHE_PRIMARY") or None,
+    }
+
+
+def cache_mount(mounts, path):
+    """The mount ``path`` is on: the entry with the longest mount point that is ``path`` or one of its parents (of
+    several at that mount point, the last one, which covers the others); None when the table is empty."""
+    path = os.path.normpath(path)
+    found, length = None, -1
+    for entry in mounts:
+        point = entry["mount_point"]
+        covers = path == point or point == "/" or path.startswith(point.rstrip("/") + "/")
+        if covers and len(point) >= length:
+            found, length = entry, len(point)
+    return found
+
+
+def required_mb(quota_limit):
+    """The filesystem size (MB) that holds a cache of ``quota_limit`` MB with the client's margin."""
+    return int(-(-(quota_limit * (1 + QUOTA_MARGIN) + QUOTA_MARGIN_MB) // 1))
+
+
+def fitting_quota(size_mb):
+    """The largest CVMFS_QUOTA_LIMIT (MB, rounded down to 100 MB) whose margin a filesystem of ``size_mb`` holds."""
+    quota = int((size_mb - QUOTA_MARGIN_MB) / (1 + QUOTA_MARGIN)) // 100 * 100
+    return max(quota, 0)
+
+
+def filesystem_kind(fstype):
+    """local, network or memory."""
+    if fstype in MEMORY_FSTYPES:
+        return "memory"
+    if fstype in NETWORK_FSTYPES or fstype.startswith("nfs"):
+        return "network"
+    return "local"
+
+
+def _existing(path, root):
+    """The deepest existing directory of ``path`` (absolute) below ``root``, as a real path on this machine."""
+    full = os.path.join(root, path.lstrip("/"))
+    while not os.path.exists(full) and os.path.dirname(full) != full:
+        full = os.path.dirname(full)
+    return full
+
+
+def _statvfs_mb(result):
+    return {
+        "size_mb": result.f_blocks * result.f_frsize // MIB,
+        "available_mb": result.f_bavail * result.f_frsize // MIB,
+    }
+
+
+def _where(entry):
+    return (
+        f"{entry['fstype']} {entry['source']} mounted at {entry['mount_point']}" if entry else "an unknown filesystem"
+    )
+
+
+def cache_cause_remedy(problem, cache, names=None):
+    """(cause, remedy) of a cache the client cannot use as configured. ``problem``: network, memory, size or alien;
+    ``cache`` a ``judge_cache`` result; ``names`` maps quota_limit and cache_base to the variables that set them."""
+    names = dict({"quota_limit": "CVMFS_QUOTA_LIMIT", "cache_base": "CVMFS_CACHE_BASE"}, **(names or {}))
+    base, quota = cache["base"], cache["quota_limit"]
+    role = (
+        " (sitekit's cvmfs role: cvmfs_cache_base, cvmfs_quota_limit)"
+        if names["cache_base"] == "CVMFS_CACHE_BASE"
+        else ""
+    )
+    where = cache["where"]
+    if problem == "network":
+        return (
+            f"the CVMFS cache {base} is on a network filesystem ({where}): the client cannot account for a cache "
+            "other hosts may change, and it creates sockets and pipes there, which network filesystems usually do "
+            "not support",
+            f"set {names['cache_base']} to a directory on a local disk{role}; on nodes without local disk, keep "
+            "CVMFS_CACHE_BASE local (it holds only control files then) and put the data in an alien cache on the "
+            "shared filesystem: CVMFS_ALIEN_CACHE=<dir>, CVMFS_QUOTA_LIMIT=-1, CVMFS_SHARED_CACHE=no; then "
+            "`cvmfs_config reload`",
+        )
+    if problem == "memory":
+        return (
+            f"the CVMFS cache {base} is on a memory filesystem ({where}): the cache takes the jobs' RAM, up to "
+            f"{names['quota_limit']}={quota} MB, and is lost at every reboot",
+            f"set {names['cache_base']} to a directory on a local disk{role}; then `cvmfs_config reload`",
+        )
+    if problem == "alien":
+        return (
+            f"CVMFS_ALIEN_CACHE={cache['alien']} needs CVMFS_QUOTA_LIMIT=-1 and CVMFS_SHARED_CACHE=no (an alien "
+            f"cache has no quota management); with {names['quota_limit']}={quota} and CVMFS_SHARED_CACHE="
+            f"{'yes' if cache['shared'] else 'no'} the client refuses to mount",
+            f"set {names['quota_limit']} to -1 and CVMFS_SHARED_CACHE to no (sitekit's cvmfs role: cvmfs_quota_limit: "
+            "-1, cvmfs_shared_cache: false), or remove CVMFS_ALIEN_CACHE",
+        )
+    fit = cache["suggested_quota"]
+    return (
+        f"the filesystem of the CVMFS cache {base} ({where}) is {cache['size_mb']} MB, "
+        f"{cache['available_mb']} MB available: too small for {names['quota_limit']}={quota} MB plus the client's "
+        f"margin of 20 % + {QUOTA_MARGIN_MB} MB ({cache['required_mb']} MB in all); the cache would fill the "
+        "filesystem before its cleanup starts, and reads would fail with Input/output error (No space left on device)",
+        f"set {names['quota_limit']} to at most {fit} MB"
+        + (" (sitekit's cvmfs role: cvmfs_quota_limit)" if names["quota_limit"] == "CVMFS_QUOTA_LIMIT" else "")
+        + f", or give the cache a filesystem of at least {cache['required_mb']} MB ({names['cache_base']}); then "
+        "`cvmfs_config reload`",
+    )
+
+
+def judge_cache(settings, entry, sizes, alien_entry=None, names=None):
+    """Whether the cache ``settings`` (``cache_settings``) configure fits the filesystem it is on.
+
+    ``entry`` is the mount the cache base is on (``cache_mount``), ``sizes`` its {size_mb, available_mb} (None when
+    unknown), ``alien_entry`` the alien cache's mount. The size counted is the filesystem's, not its free space: a
+    cache filled up to its quota leaves little free space by design. Returns {ok, status (ok, fail, unknown), base,
+    filesystem, where, kind, quota_limit, required_mb, size_mb, available_mb, suggested_quota, alien,
+    alien_filesystem, shared, detail, cause, remedy}.
+    """
+    quota, alien = settings["quota_limit"], settings["alien"]
+    sizes = sizes or {}
+    kind = filesystem_kind(entry["fstype"]) if entry else None
+    cache = {
+        "ok": True,
+        "status": "ok",
+        "base": settings["base"],
+        "filesystem": entry["fstype"] if entry else None,
+        "where": _where(entry),
+        "kind": kind,
+        "quota_limit": quota,
+        "required_mb": required_mb(quota) if quota is not None and quota > 0 and not alien else None,
+        "size_mb": sizes.get("size_mb"),
+        "available_mb": sizes.get("available_mb"),
+        "suggested_quota": None,
+        "alien": alien,
+        "alien_filesystem": alien_entry["fstype"] if alien_entry else None,
+        "shared": settings["shared"],
+        "detail": None,
+        "cause": None,
+        "remedy": None,
+    }
+    if cache["size_mb"] is not None:
+        cache["suggested_quota"] = fitting_quota(cache["size_mb"])
+    problem = None
+    if settings.get("primary"):
+        cache.update(status="unknown", detail=f"an advanced cache instance (CVMFS_CACHE_PRIMARY={settings['primary']})")
+        return cache
+    if quota is None:
+        cache.update(status="unknown", detail="CVMFS_QUOTA_LIMIT is not a number")
+        return cache
+    if alien and (quota != -1 or settings["shared"]):
+        problem = "alien"
+    elif kind == "network":
+        problem = "network"
+    elif kind == "memory" and not alien:
+        problem = "memory"
+    elif cache["required_mb"] and cache["size_mb"] is not None and cache["size_mb"] < cache["required_mb"]:
+        problem = "size"
+    if problem:
+        cause, remedy = cache_cause_remedy(problem, cache, names)
+        cache.update(ok=False, status="fail", cause=cause, remedy=remedy)
+    if entry is None:
+        detail = f"{settings['base']} on an unknown filesystem"
+    else:
+        detail = f"{settings['base']} on {entry['fstype']}"
+    if cache["size_mb"] is not None:
+        detail += f" of {cache['size_mb']} MB ({cache['available_mb']} MB available)"
+    if alien:
+        detail += f", alien cache {alien}" + (f" on {cache['alien_filesystem']}" if alien_entry else "")
+    elif quota == -1:
+        detail += ", no quota"
+    else:
+        detail += f", quota {quota} MB (needs {cache['required_mb']} MB)"
+    cache["detail"] = detail
+    return cache
+
+
+def read_cache(params, root="/", mountinfo=None, statvfs=None, expect=None, names=None):
+    """``judge_cache`` for the cache the files (``params``) and ``expect`` configure, on the machine below ``root``.
+
+    The mount table is ``mountinfo()`` (default: ``<root>/proc/self/mountinfo``); the size is ``statvfs(path)``
+    (default ``os.statvfs``) of the deepest existing directory of the cache base below ``root``: on a recorded tree,
+    pass a ``statvfs`` that returns the recorded numbers. On the running system (``root`` "/") the cache base's
+    symlinks are resolved first.
+    """
+    settings = cache_settings(params, expect)
+    mounts = parse_mountinfo(mountinfo() if mountinfo else read_mountinfo(os.path.join(root, "proc/self/mountinfo")))
+    base = settings["base"]
+    if os.path.realpath(root) == "/":
+        base = os.path.realpath(base)
+    try:
+        sizes = _statvfs_mb((statvfs or os.statvfs)(_existing(base, root)))
+    except OSError:
+        sizes = None
+    alien_entry = cache_mount(mounts, settings["alien"]) if settings["alien"] else None
+    return judge_cache(dict(settings, base=base), cache_mount(mounts, base), sizes, alien_entry, names)
+
+
+def configured_caches(repositories, config_root=CONFIG_ROOT, expect=None):
+    """[(settings, params, [repository, ...])]: each distinct cache the repositories' files configure (the default
+    files alone when there are no repositories); [] when no file was read and ``expect`` names no cache."""
+    expect = {k: v for k, v in (expect or {}).items() if v is not None and k in CACHE_EXPECT}
+    caches = []
+    for name in repositories or [None]:
+        params = read_parameters(name, config_root) if name else read_parameters("", config_root)
+        if not params and not expect:
+            continue
+        settings = cache_settings(params, expect)
+        for known, _params, names in caches:
+            if known == settings:
+                if name:
+                    names.append(name)
+                break
+        else:
+            caches.append((settings, params, [name] if name else []))
+    return caches
+
+
+# ---------------------------------------------------------------------------------------------
 # Running clients
 # ---------------------------------------------------------------------------------------------
 def mounted_repositories(mountinfo_text, mountpoint=DEFAULT_MOUNTPOINT):
@@ -845,13 +1118,21 @@ def probe(
     expect=None,
     config_root=CONFIG_ROOT,
     nofile=None,
+    statvfs=None,
+    root="/",
 ):
-    """Probe each repository in turn; returns {"ok", "repositories", "nfiles"}.
+    """Probe each repository in turn; returns {"ok", "repositories", "nfiles", "cache"}.
 
     ``mountinfo`` (a callable returning the mount table text) defaults to reading /proc/self/mountinfo; it is
     read before and after each access. What the files under ``config_root`` say judges each running client;
-    ``expect`` may give ``proxy`` (CVMFS_HTTP_PROXY) and ``nfiles`` (CVMFS_NFILES) instead. ``nofile`` (a
-    callable returning ``nofile_facts``) defaults to reading this node's /proc.
+    ``expect`` may give ``proxy`` (CVMFS_HTTP_PROXY), ``nfiles`` (CVMFS_NFILES), ``cache_base``
+    (CVMFS_CACHE_BASE), ``quota_limit`` (CVMFS_QUOTA_LIMIT), ``alien_cache`` (CVMFS_ALIEN_CACHE) and
+    ``shared_cache`` (CVMFS_SHARED_CACHE, a bool) instead. ``nofile`` (a callable returning ``nofile_facts``)
+    defaults to reading this node's /proc, ``statvfs`` to ``os.statvfs``; the cache base is looked up below
+    ``root`` (a recorded tree; see ``read_cache``). With no repositories, only the node-wide checks run (open
+    files, cache), from the default files.
+    "cache" is the first cache that fails (``judge_cache``, with the ``repositories`` using it), else the first one;
+    None when no configuration file was read and ``expect`` names no cache.
     """
     expect = expect or {}
     mountinfo = mountinfo or read_mountinfo
@@ -866,11 +1147,18 @@ def probe(
         access = access_repository(os.path.join(mountpoint, name), rel, timeout)
         after = mount_state(parse_mountinfo(mountinfo()), mountpoint, name)
         results.append(repository_result(name, mountpoint, before, after, access, params, expect.get("proxy")))
+    if nfiles is None and not repositories:
+        nfiles = configured_nfiles(read_parameters("", config_root))
     limit = judge_nfiles(nfiles, (nofile or read_nofile_facts)()) if nfiles else None
+    caches = []
+    for _settings, params, names in configured_caches(repositories, config_root, expect):
+        caches.append(dict(read_cache(params, root, mountinfo, statvfs, expect), repositories=names))
+    cache = next((c for c in caches if not c["ok"]), caches[0] if caches else None)
     return {
-        "ok": all(r["ok"] for r in results) and (limit is None or limit["ok"]),
+        "ok": all(r["ok"] for r in results) and (limit is None or limit["ok"]) and (cache is None or cache["ok"]),
         "repositories": results,
         "nfiles": limit,
+        "cache": cache,
     }
 
 
@@ -879,12 +1167,16 @@ def failure_message(result):
     client cannot have; None if all is fine."""
     failed = [r for r in result["repositories"] if not r.get("ok", r["readable"])]
     limit = result.get("nfiles")
-    if not failed and (not limit or limit["ok"]):
+    cache = result.get("cache")
+    cache_failed = bool(cache) and not cache["ok"]
+    if not failed and (not limit or limit["ok"]) and not cache_failed:
         return None
     unreadable = [r for r in failed if not r["readable"]]
     parts = [f"{r['name']}: {r['error']}. Cause: {r['cause']}. Remedy: {r['remedy']}." for r in failed]
     if limit and not limit["ok"]:
         parts.append(f"CVMFS_NFILES: Cause: {limit['cause']}. Remedy: {limit['remedy']}.")
+    if cache_failed:
+        parts.append(f"CVMFS cache: Cause: {cache['cause']}. Remedy: {cache['remedy']}.")
     total = len(result["repositories"])
     heads = []
     if unreadable:
@@ -893,4 +1185,6 @@ def failure_message(result):
         heads.append(f"{len(failed) - len(unreadable)} of {total} repositories served against the configuration")
     if limit and not limit["ok"]:
         heads.append("the client cannot have its open-file limit")
+    if cache_failed:
+        heads.append("the cache cannot serve as configured")
     return "cvmfs_probe: " + "; ".join(heads) + ". " + " ".join(parts)

@@ -6,8 +6,9 @@ standard library, importable without Ansible. It holds no check of its own: it c
 
 - the kernel verdict of ``sitekit_kernel`` (``check_node``): user namespaces, the container mode;
 - the repository probe of ``sitekit_cvmfs`` (``probe``): each configured repository accessed as a job would, its
-  running client judged against /etc/cvmfs (a client gone DIRECT where proxies are configured fails), and
-  CVMFS_NFILES against the node's open-file limit;
+  running client judged against /etc/cvmfs (a client gone DIRECT where proxies are configured fails),
+  CVMFS_NFILES against the node's open-file limit, and the cache (CVMFS_CACHE_BASE on a local disk that holds
+  CVMFS_QUOTA_LIMIT with the client's margin);
 - a real launch of the site image as the unprivileged probe user: ``sitekit_launch.launch``, the launch the
   ``container_launch`` module makes, judged by the same policy (``host_path_policy``);
 
@@ -152,8 +153,10 @@ def judge_kernel(verdict):
 
 def judge_cvmfs(result, repositories):
     """The CVMFS check from ``sitekit_cvmfs.probe``'s result: every configured repository is readable, its client
-    does not go DIRECT where the configuration names proxies, and CVMFS_NFILES fits the node's open-file limit."""
+    does not go DIRECT where the configuration names proxies, CVMFS_NFILES fits the node's open-file limit, and the
+    cache is on a local disk that holds its quota."""
     limit = result.get("nfiles")
+    cache = result.get("cache")
     if not repositories:
         return _step("cvmfs", True, "no repositories to check", repositories=[])
     rows = [
@@ -173,12 +176,16 @@ def judge_cvmfs(result, repositories):
     proxies = sorted({row["proxy"] for row in rows if row["proxy"]})
     if proxies:
         detail += f"; proxy {', '.join(proxies)}"
+    if cache:
+        detail += f"; cache {cache['detail']}"
     if failed:
         first = failed[0]
         cause = f"{first['name']}: {first['error']}: {first['cause']}"
         return _step("cvmfs", False, detail, cause, first["remedy"], repositories=rows)
     if limit and not limit["ok"]:
         return _step("cvmfs", False, detail, limit["cause"], limit["remedy"], repositories=rows)
+    if cache and not cache["ok"]:
+        return _step("cvmfs", False, detail, cache["cause"], cache["remedy"], repositories=rows)
     return _step("cvmfs", True, detail, repositories=rows)
 
 
@@ -239,7 +246,7 @@ def kernel_check(root="/"):
 
 def cvmfs_check(repositories, mountpoint, remaining):
     """Probe each repository (``sitekit_cvmfs``) with what is left of the time budget (``remaining()`` seconds)."""
-    results, limit = [], None
+    results, limit, cache = [], None, None
     for name in repositories:
         left = remaining()
         if left < 1:
@@ -249,10 +256,14 @@ def cvmfs_check(repositories, mountpoint, remaining):
         probed = cvmfs.probe([name], mountpoint, None, left, nofile=lambda: cvmfs.read_nofile_facts(pids=("1",)))
         results += probed["repositories"]
         limit = probed.get("nfiles")
+        if cache is None or (cache["ok"] and probed.get("cache") and not probed["cache"]["ok"]):
+            cache = probed.get("cache")
     if len(results) < len(repositories):
         skipped = ", ".join(repositories[len(results) :])
         return not_run("cvmfs", f"the time budget was used up before {skipped} could be probed")
-    return judge_cvmfs({"repositories": results, "nfiles": limit if repositories else None}, repositories)
+    return judge_cvmfs(
+        {"repositories": results, "nfiles": limit if repositories else None, "cache": cache}, repositories
+    )
 
 
 def launch_check(image, user, binds=(), timeout=60, apptainer=None, scratch_base="/tmp", host_path_policy=None):

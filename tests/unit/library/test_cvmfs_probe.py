@@ -147,7 +147,8 @@ def test_an_option_nothing_reads_is_refused(capsys, cvmfs):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ({"repositories": []}, "repositories is empty"),
+        ({"repositories": [], "quota_limit": 0}, "quota_limit must be a positive number of MB, or -1"),
+        ({"repositories": [], "cache_base": "var/lib/cvmfs"}, "cache_base 'var/lib/cvmfs' must be an absolute path"),
         ({"repositories": ["atlas"]}, "repository 'atlas' is not a fully qualified repository name"),
         ({"repositories": ["good.example.org", "bad name.org"]}, "repository 'bad name.org'"),
         ({"repositories": ["good.example.org"], "file": "../x"}, "file '../x': give a path relative"),
@@ -161,6 +162,27 @@ def test_bad_input_fails_naming_it(capsys, args, message):
     code, out = run_main(capsys, args)
     assert code == 1 and out["failed"] and message in out["msg"]
     assert "repositories" not in out  # nothing was probed
+
+
+def test_without_repositories_the_cache_the_site_plans_is_judged_on_the_real_filesystem(capsys, tmp_path):
+    """What the cvmfs role asks before it writes any file: its quota against the filesystem of its cache base."""
+    base = str(tmp_path / "cache")
+    real = os.statvfs(tmp_path)
+    size_mb = real.f_blocks * real.f_frsize // (1024 * 1024)
+    too_big = size_mb  # the margin makes the filesystem's own size too much for it
+    args = {"repositories": [], "cache_base": base, "quota_limit": too_big, "config_root": str(tmp_path / "none")}
+    code, out = run_main(capsys, args)
+    cache = out["cache"]
+    assert cache["size_mb"] == size_mb and cache["quota_limit"] == too_big and out["repositories"] == []
+    if cache["kind"] != "local":
+        pytest.skip(f"tmp_path is on {cache['filesystem']}: the type fails before the size")
+    assert code == 1 and out["failed"] and not out["ok"]
+    assert out["msg"].startswith("cvmfs_probe: the cache cannot serve as configured. CVMFS cache: Cause: ")
+    assert f"CVMFS_QUOTA_LIMIT={too_big} MB" in out["msg"] and f"at most {cache['suggested_quota']} MB" in out["msg"]
+    if cache["suggested_quota"] < 100:
+        pytest.skip(f"tmp_path's filesystem ({size_mb} MB) holds no quota with the margin")
+    code, out = run_main(capsys, dict(args, quota_limit=cache["suggested_quota"], fail_on_error=True))
+    assert code == 0 and out["ok"] and out["cache"]["ok"] and out["changed"] is False
 
 
 def test_module_runs_standalone_with_an_args_file(cvmfs, tmp_path):

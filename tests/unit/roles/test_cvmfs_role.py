@@ -10,6 +10,8 @@ tests/unit/data/cvmfs/: the lab's stand-in has no cvmfs_config, so the reload it
 from __future__ import annotations
 
 import base64
+import json
+import os
 import re
 import subprocess
 import sys
@@ -89,6 +91,34 @@ def test_a_bad_pac_url_and_an_impossible_nfiles_fail_naming_the_variable(tmp_pat
     assert run.returncode != 0 and "cvmfs_nfiles: cvmfs_nfiles=2147483648: Failed to set maximum" in run.stdout
 
 
+def test_a_quota_the_cache_filesystem_cannot_hold_fails_before_any_change_naming_the_variable(tmp_path):
+    """The role's own validation on this machine: its real mount table and statvfs, nothing written (check mode)."""
+    cache = sitekit_cvmfs.read_cache({"CVMFS_CACHE_BASE": str(tmp_path)})
+    if cache["kind"] != "local":
+        pytest.skip(f"tmp_path is on {cache['filesystem']}: the type fails before the size")
+    too_big = cache["size_mb"]
+    run, _ = render(tmp_path, json.dumps({"cvmfs_quota_limit": too_big, "cvmfs_cache_base": str(tmp_path / "c")}))
+    out = re.sub(r"\s+", " ", run.stdout)
+    assert run.returncode != 0
+    assert f"cvmfs: cvmfs_quota_limit={too_big} with cvmfs_cache_base={tmp_path / 'c'}: the filesystem" in out
+    assert f"too small for CVMFS_QUOTA_LIMIT={too_big} MB plus the client's margin of 20 % + 1024 MB" in out
+    assert f"Fix: set cvmfs_quota_limit to at most {cache['suggested_quota']} MB, or give the cache" in out
+    assert "BEGIN" not in out  # it stopped in validation
+
+
+def test_a_cache_on_a_memory_filesystem_fails_naming_cvmfs_cache_base(tmp_path):
+    mounts = sitekit_cvmfs.parse_mountinfo(sitekit_cvmfs.read_mountinfo())
+    tmpfs = next(
+        (m["mount_point"] for m in mounts if m["fstype"] == "tmpfs" and os.access(m["mount_point"], os.R_OK)), None
+    )
+    if tmpfs is None:
+        pytest.skip("no tmpfs mounted on this machine")
+    run, _ = render(tmp_path, json.dumps({"cvmfs_cache_base": f"{tmpfs.rstrip('/')}/sitekit-cvmfs-cache"}))
+    out = re.sub(r"\s+", " ", run.stdout)
+    assert run.returncode != 0 and "is on a memory filesystem (tmpfs" in out
+    assert "Fix: set cvmfs_cache_base to a directory on a local disk" in out
+
+
 # --- the reload handler --------------------------------------------------------------------------
 
 HANDLERS = yaml.safe_load((ROLE / "handlers" / "main.yml").read_text())
@@ -145,3 +175,52 @@ def test_the_reload_runs_only_where_a_client_serves_a_repository(name, client):
     }
     assert condition(when, variables) is (client and MOUNT_TABLES[name])
     assert handler("Read the mount table for running CVMFS clients")["when"] == "__cvmfs_client.stat.exists"
+
+
+# --- the probe command ------------------------------------------------------------------------------
+
+
+def test_the_probe_command_judges_the_cache_of_another_configuration_root(tmp_path):
+    """sitekit-cvmfs-probe as the role renders it, with sitekit's node library beside it, run for real: a planned
+    configuration (--config-root) whose quota the cache filesystem cannot hold fails with the cause and remedy."""
+    from ansible.plugins.filter.core import comment
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for name in ("sitekit_cvmfs.py", "sitekit_proc.py"):
+        (lib / name).write_text((TOP / "module_utils" / name).read_text())
+    (tmp_path / "cvmfs" / "good.example.org").mkdir(parents=True)
+    (tmp_path / "cvmfs" / "good.example.org" / "README").write_text("x\n")
+    settings = {"repositories": ["good.example.org"], "mountpoint": str(tmp_path / "cvmfs"), "timeout": 10}
+    (lib / "cvmfs-probe.json").write_text(json.dumps(settings))
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(ROLE / "templates"), keep_trailing_newline=True)
+    env.filters["comment"] = comment
+    command = tmp_path / "sitekit-cvmfs-probe"
+    command.write_text(
+        env.get_template("sitekit-cvmfs-probe.j2").render(ansible_managed="Managed by sitekit", __cvmfs_libdir=lib)
+    )
+    cache = sitekit_cvmfs.read_cache({"CVMFS_CACHE_BASE": str(tmp_path)})
+    if cache["kind"] != "local":
+        pytest.skip(f"tmp_path is on {cache['filesystem']}: the type fails before the size")
+    config = tmp_path / "etc-cvmfs"
+    config.mkdir()
+
+    def probe(quota):
+        # CVMFS_NFILES within any machine's open-file limit: only the cache decides.
+        text = f"CVMFS_CACHE_BASE={tmp_path / 'cache'}\nCVMFS_QUOTA_LIMIT={quota}\nCVMFS_NFILES=1024\n"
+        (config / "default.local").write_text(text)
+        argv = [sys.executable, str(command), "--config-root", str(config)]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+
+    run = probe(cache["size_mb"])
+    assert run.returncode == 1, run.stderr
+    assert json.loads(run.stdout)["repositories"][0]["readable"]
+    assert run.stderr.startswith(
+        "cvmfs_probe: the cache cannot serve as configured. CVMFS cache: Cause: the filesystem"
+    )
+    assert f"Remedy: set CVMFS_QUOTA_LIMIT to at most {cache['suggested_quota']} MB" in run.stderr
+    run = probe(1000)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["cache"]["quota_limit"] == 1000
+    bad = subprocess.run([sys.executable, str(command), "--config-root"], capture_output=True, text=True, check=False)
+    assert bad.returncode == 2 and "--config-root needs a directory" in bad.stderr
