@@ -34,7 +34,7 @@ description:
     on open files the mount runs under (the lower of pid 1's, which starts fstab mount units and autofs, and this
     process's) unless the node can raise it (C(CAP_SYS_RESOURCE)); above it the client refuses to mount with
     C(Failed to set maximum number of open files, insufficient permissions).
-  - The cache - C(CVMFS_CACHE_BASE) (default C(/var/lib/cvmfs)) must be on a local disk: a network or cluster
+  - The cache - C(CVMFS_CACHE_BASE) (default C(/var/lib/cvmfs)) must be on a local disk. A network or cluster
     filesystem (nfs, cifs, ceph, lustre, gpfs, ...) fails, because the client cannot account for a cache other hosts
     change and creates sockets and pipes there; a memory filesystem (tmpfs, ramfs) fails, because the cache takes
     the jobs' RAM and is lost at reboot. Only an alien cache (C(CVMFS_ALIEN_CACHE), which needs

@@ -774,7 +774,7 @@ DEFAULT_QUOTA_LIMIT = 4000
 MIB = 1024 * 1024
 # The quota is soft: the client cleans up only once it is reached, so the partition hosting the cache has to provide
 # more; the CernVM-FS client documentation's cache settings ask for at least 20 % of the quota plus 1 GB beyond it.
-QUOTA_MARGIN = 0.20
+QUOTA_MARGIN_PERCENT = 20
 QUOTA_MARGIN_MB = 1024
 # Network and cluster filesystems: the client cannot account for a cache other hosts may change, and it creates
 # sockets and pipes in the cache directory, which these filesystems usually do not support. Only an alien cache
@@ -839,12 +839,12 @@ def cache_mount(mounts, path):
 
 def required_mb(quota_limit):
     """The filesystem size (MB) that holds a cache of ``quota_limit`` MB with the client's margin."""
-    return int(-(-(quota_limit * (1 + QUOTA_MARGIN) + QUOTA_MARGIN_MB) // 1))
+    return -(-quota_limit * (100 + QUOTA_MARGIN_PERCENT) // 100) + QUOTA_MARGIN_MB
 
 
 def fitting_quota(size_mb):
     """The largest CVMFS_QUOTA_LIMIT (MB, rounded down to 100 MB) whose margin a filesystem of ``size_mb`` holds."""
-    quota = int((size_mb - QUOTA_MARGIN_MB) / (1 + QUOTA_MARGIN)) // 100 * 100
+    quota = (size_mb - QUOTA_MARGIN_MB) * 100 // (100 + QUOTA_MARGIN_PERCENT) // 100 * 100
     return max(quota, 0)
 
 
@@ -917,11 +917,17 @@ def cache_cause_remedy(problem, cache, names=None):
     return (
         f"the filesystem of the CVMFS cache {base} ({where}) is {cache['size_mb']} MB, "
         f"{cache['available_mb']} MB available: too small for {names['quota_limit']}={quota} MB plus the client's "
-        f"margin of 20 % + {QUOTA_MARGIN_MB} MB ({cache['required_mb']} MB in all); the cache would fill the "
-        "filesystem before its cleanup starts, and reads would fail with Input/output error (No space left on device)",
-        f"set {names['quota_limit']} to at most {fit} MB"
-        + (" (sitekit's cvmfs role: cvmfs_quota_limit)" if names["quota_limit"] == "CVMFS_QUOTA_LIMIT" else "")
-        + f", or give the cache a filesystem of at least {cache['required_mb']} MB ({names['cache_base']}); then "
+        f"margin of {QUOTA_MARGIN_PERCENT} % + {QUOTA_MARGIN_MB} MB ({cache['required_mb']} MB in all); the cache "
+        "would fill the filesystem before its cleanup starts, and reads would fail with Input/output error (No space "
+        "left on device)",
+        (
+            f"set {names['quota_limit']} to at most {fit} MB"
+            + (" (sitekit's cvmfs role: cvmfs_quota_limit)" if names["quota_limit"] == "CVMFS_QUOTA_LIMIT" else "")
+            + ", or give"
+            if fit
+            else "give"
+        )
+        + f" the cache a filesystem of at least {cache['required_mb']} MB ({names['cache_base']}); then "
         "`cvmfs_config reload`",
     )
 

@@ -12,8 +12,9 @@ sorts every task result into a control by the id in the task's name (``[SK-SQUID
   ``changed``; ansible-playbook itself exits 0 then), ``fail`` when one failed, and ``ok`` otherwise;
 * readiness controls read the modules' own verdicts: the kernel (``kernel_compat``), each CVMFS
   repository (``cvmfs_probe``: readable; its running client against its configuration files, SK-CVMFS-06;
-  CVMFS_NFILES against the open-file limit, SK-CVMFS-07), the container launch (``container_launch``), the proxies
-  (``proxy_check``) and the HTCondor readiness attribute (``SitekitReady``).
+  CVMFS_NFILES against the open-file limit, SK-CVMFS-07; the cache's filesystem and size, SK-CVMFS-08), the
+  container launch (``container_launch``), the proxies (``proxy_check``) and the HTCondor readiness attribute
+  (``SitekitReady``).
 
 Writes DIR/compliance.json (the summary), DIR/junit.xml (one test case per node and control),
 DIR/report.html (tools/sitekit_report.py) and DIR/ansible.json (the raw results), prints a short table,
@@ -152,7 +153,8 @@ def _kernel(cid: str, result: dict, results: dict) -> None:
 
 
 def _cvmfs(cid: str, result: dict, results: dict) -> None:
-    """cvmfs_probe: each repository, its running client (SK-CVMFS-06), and the open-file limit (SK-CVMFS-07)."""
+    """cvmfs_probe: each repository, its running client (SK-CVMFS-06), the open-file limit (SK-CVMFS-07) and the
+    cache (SK-CVMFS-08: skip when the client's cache could not be judged)."""
     for repo in result["repositories"]:
         status = "ok" if repo.get("readable") else "fail"
         value = f"{repo.get('seconds', 0):.2f} s" if repo.get("readable") else str(repo.get("errno") or "error")
@@ -175,6 +177,22 @@ def _cvmfs(cid: str, result: dict, results: dict) -> None:
             f"{limit.get('nfiles')} / {limit.get('hard_limit') or 'unlimited'}",
             limit.get("cause") or "",
             limit.get("remedy") or "",
+        )
+    cache = result.get("cache")
+    if isinstance(cache, dict):
+        status = {"ok": "ok", "fail": "fail"}.get(cache.get("status"), "skip")
+        size = cache.get("size_mb")
+        quota = cache.get("quota_limit")
+        value = f"{cache.get('filesystem') or '?'}" + (f" {size} MB" if size is not None else "")
+        if quota is not None and quota > 0 and not cache.get("alien"):
+            value += f" / {cache.get('required_mb')} MB"
+        _merge(
+            results,
+            "SK-CVMFS-08",
+            status,
+            value,
+            cache.get("cause") or cache.get("detail") or "",
+            cache.get("remedy") or "",
         )
 
 

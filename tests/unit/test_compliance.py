@@ -184,6 +184,41 @@ def test_a_client_running_an_older_configuration_is_drift():
     assert (cell["status"], cell["value"], cell["remedy"]) == ("drift", "host", "run `cvmfs_config reload`")
 
 
+def _recorded_cache(name):
+    """cvmfs_probe's cache verdict for a recorded cache case (tests/unit/data/cvmfs/cache-*.yml)."""
+    sys.path.insert(0, str(TOP / "module_utils"))
+    import sitekit_cvmfs as cv
+
+    spec = yaml.safe_load((DATA.parent / "cvmfs" / name).read_text())
+    params = cv.parse_parameters(spec["files"]["etc/cvmfs/default.local"])
+    settings = cv.cache_settings(params)
+    entry = cv.cache_mount(cv.parse_mountinfo(spec["files"]["proc/self/mountinfo"]), settings["base"])
+    numbers = next(iter(spec["statvfs"].values()))
+    sizes = {
+        k: numbers[b] * numbers["frsize"] // cv.MIB for k, b in (("size_mb", "blocks"), ("available_mb", "bavail"))
+    }
+    return cv.judge_cache(settings, entry, sizes)
+
+
+def test_the_cache_control_names_the_filesystem_the_sizes_and_the_fix():
+    task = {"task": {"name": "Validate | Judge the cache filesystem against cvmfs_quota_limit [SK-CVMFS-08]"}}
+    small, lab, tmpfs = (
+        _recorded_cache(n) for n in ("cache-too-small.yml", "cache-lab-wn2-overlay.yml", "cache-tmpfs.yml")
+    )
+    result = {"changed": False, "repositories": [], "nfiles": None, "action": "cvmfs_probe"}
+    task["hosts"] = {name: dict(result, cache=c) for name, c in (("wn1", lab), ("wn2", small), ("wn3", tmpfs))}
+    nodes = compliance.collect({"plays": [{"tasks": [task]}]})
+    assert nodes["wn1"]["SK-CVMFS-08"] == {"status": "ok", "value": "overlay 258019 MB / 25024 MB",
+                                          "detail": lab["detail"], "remedy": ""}  # fmt: skip
+    cell = nodes["wn2"]["SK-CVMFS-08"]
+    assert (cell["status"], cell["value"]) == ("fail", "ext4 10240 MB / 25024 MB")
+    assert "CVMFS_QUOTA_LIMIT=20000 MB" in cell["detail"] and "at most 7600 MB" in cell["remedy"]
+    assert (
+        nodes["wn3"]["SK-CVMFS-08"]["status"] == "fail" and "memory filesystem" in nodes["wn3"]["SK-CVMFS-08"]["detail"]
+    )
+    assert compliance.CONTROLS["SK-CVMFS-08"] == ("CVMFS cache", "readiness")
+
+
 PLAYBOOKS = sorted((TOP / "playbooks").glob("*.yml"))
 
 

@@ -84,6 +84,13 @@ def test_a_disk_too_small_names_the_quota_the_margin_and_the_sizes(make_tree):
     assert cv.required_mb(cache["suggested_quota"]) <= cache["size_mb"] < cv.required_mb(cache["suggested_quota"] + 100)
 
 
+def test_a_filesystem_that_holds_no_quota_asks_for_a_bigger_one():
+    entry = {"fstype": "ext4", "source": "/dev/loop0", "mount_point": "/var/lib/cvmfs"}
+    cache = cv.judge_cache(cv.cache_settings({}), entry, {"size_mb": 1000, "available_mb": 990})
+    assert cache["suggested_quota"] == 0 and not cache["ok"]
+    assert cache["remedy"].startswith("give the cache a filesystem of at least 5824 MB (CVMFS_CACHE_BASE)")
+
+
 def test_the_longest_mount_prefix_decides_not_the_root(make_tree):
     """/scratch/cvmfs is on the xfs at /scratch, which holds 100000 MB; the 20 GiB root would not."""
     cache, _spec = judge(make_tree, "cache-xfs-scratch.yml")
