@@ -13,8 +13,10 @@ description:
     C(module_utils/sitekit_selfcheck.py).
   - Three checks, in order, under one time budget O(timeout). C(kernel) is the C(kernel_compat) verdict (containers
     can run in unprivileged or setuid mode). C(cvmfs) accesses each of O(repositories) as the C(cvmfs_probe) module
-    does. C(launch) starts O(image) as O(user) the way a pilot does (C(--contain --ipc --pid), a scratch directory
-    whose name has a C(#) as C(/srv), O(binds)) and checks what the container saw, as C(container_launch) does.
+    does, and judges C(CVMFS_NFILES) and the cache (C(CVMFS_CACHE_BASE) on a local disk that holds
+    C(CVMFS_QUOTA_LIMIT) + 20 % + 1024 MB) as it does. C(launch) starts O(image) as O(user) the way a pilot does
+    (C(--contain --ipc --pid), a scratch directory whose name has a C(#) as C(/srv), O(binds)) and checks what the
+    container saw, as C(container_launch) does.
   - RV(ready) is true when all three pass; RV(reason) is the first failing check's cause and remedy. RV(classad) is
     what the startd cron job publishes (C(SitekitReady), C(SitekitReason), C(SitekitLaunchSeconds),
     C(SitekitKernelVerdict), ...).
