@@ -13,6 +13,7 @@ _MODULE_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__f
 if _MODULE_UTILS not in sys.path:
     sys.path.insert(0, _MODULE_UTILS)
 import sitekit_launch  # noqa: E402
+import sitekit_version  # noqa: E402
 
 CONTAINER_FORMATS = ("sif", "encrypted", "squashfs", "extfs", "dir")
 
@@ -98,6 +99,22 @@ def apptainer_bind_sources(binds, variable="binds"):
     return out
 
 
+def apptainer_version_check(version_output, minimum=sitekit_version.APPTAINER_MINIMUM, family=None, path=None):
+    """The verdict on ``apptainer --version`` output against ``minimum`` (``sitekit_version.judge_apptainer``, the
+    launch check's own): {ok, detail, version, minimum, cause, remedy}."""
+    if not isinstance(version_output, str):
+        raise AnsibleFilterError(
+            "apptainer_version_check: expected the text apptainer --version prints, "
+            f"got {type(version_output).__name__}"
+        )
+    try:
+        return sitekit_version.judge_apptainer(version_output, minimum, family=family, path=path)
+    except ValueError as exc:
+        raise AnsibleFilterError(
+            f"apptainer_version_check: apptainer_minimum_version: {exc}; or an empty string to leave it unjudged"
+        ) from None
+
+
 class FilterModule:
     """apptainer role filters."""
 
@@ -105,4 +122,5 @@ class FilterModule:
         return {
             "apptainer_conf_settings": apptainer_conf_settings,
             "apptainer_bind_sources": apptainer_bind_sources,
+            "apptainer_version_check": apptainer_version_check,
         }

@@ -48,8 +48,28 @@ _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Names the shell itself or the dynamic loader reads: set in a file the client and cvmfs_config source, they change
 # how /bin/sh reads the rest of it (IFS splits the echo $KEY read-back, PATH finds no command) or what it runs.
 SHELL_NAMES = frozenset(
-    "IFS PATH ENV CDPATH HOME PWD OLDPWD PS1 PS2 PS4 OPTIND OPTARG PPID LINENO SHELL SHELLOPTS BASHOPTS BASH_ENV "
-    "LD_PRELOAD LD_LIBRARY_PATH".split()
+    (
+        "IFS",
+        "PATH",
+        "ENV",
+        "CDPATH",
+        "HOME",
+        "PWD",
+        "OLDPWD",
+        "PS1",
+        "PS2",
+        "PS4",
+        "OPTIND",
+        "OPTARG",
+        "PPID",
+        "LINENO",
+        "SHELL",
+        "SHELLOPTS",
+        "BASHOPTS",
+        "BASH_ENV",
+        "LD_PRELOAD",
+        "LD_LIBRARY_PATH",
+    )
 )
 _REPO_LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
 _REPO_NAME = re.compile(rf"{_REPO_LABEL}(?:\.{_REPO_LABEL})+")

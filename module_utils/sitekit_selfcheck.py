@@ -67,6 +67,7 @@ CHECK_REMEDIES = {
     "binds": "make each bind source exist on the node (/cvmfs: the cvmfs role) and keep it in the bind list",
     "scratch": "give the probe user a scratch base it can write to (/tmp) and an image where /srv can be a mount point",
     "host_paths": "set the container's own PATH (APPTAINERENV_PATH) rather than the host's",
+    "version": "upgrade Apptainer (apt-get install --only-upgrade apptainer; dnf upgrade apptainer)",
 }
 
 
@@ -201,7 +202,9 @@ def judge_launch(result, problem=None):
         failed = [n for n, c in checks.items() if not c["ok"]]
         name = next((n for n in failed if n != "host_paths"), failed[0])
         detail = f"launched in {seconds:.2f} s, but {name}: {checks[name]['detail']}"
-        return _step("launch", False, detail, f"{name}: {checks[name]['detail']}", CHECK_REMEDIES[name], **extra)
+        # The version check carries its own remedy: the upgrade command of the node's package family.
+        remedy = checks[name].get("remedy") or CHECK_REMEDIES[name]
+        return _step("launch", False, detail, f"{name}: {checks[name]['detail']}", remedy, **extra)
     detail = f"launched {result['image']} as {result['user']} in {seconds:.2f} s ({result['image_os'] or 'unknown OS'})"
     return _step("launch", True, detail, **extra)
 

@@ -7,7 +7,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "filter_plugins"))
-from apptainer import apptainer_bind_sources, apptainer_conf_settings
+from apptainer import apptainer_bind_sources, apptainer_conf_settings, apptainer_version_check
 
 
 def test_defaults_turn_setuid_off_and_bind_the_site_paths_once():
@@ -85,3 +85,23 @@ def test_a_malformed_bind_fails_naming_the_variable_and_the_bind(binds, message)
     with pytest.raises(AnsibleFilterError, match="apptainer_bind_sources: apptainer_bind_paths_extra") as err:
         apptainer_bind_sources(binds, "apptainer_bind_paths_extra")
     assert message in str(err.value)
+
+
+def test_the_role_check_is_the_launch_checks_own_verdict():
+    verdict = apptainer_version_check("apptainer version 1.4.4-1\n", "1.4.5", "Debian", "/usr/bin/apptainer")
+    assert verdict["ok"] is False and "GHSA-j3rw-fx6g-q46j" in verdict["cause"]
+    assert "apt-get install --only-upgrade apptainer" in verdict["remedy"]
+    assert apptainer_version_check("apptainer version 1.4.5", "1.4.5", "RedHat")["ok"] is True
+    assert apptainer_version_check("apptainer version 1.0.0", "")["ok"] is True
+
+
+@pytest.mark.parametrize(
+    ("output", "minimum", "message"),
+    [
+        (None, "1.4.5", "expected the text apptainer --version prints, got NoneType"),
+        ("apptainer version 1.4.5", "soon please", "apptainer_minimum_version: expected a version string"),
+    ],
+)
+def test_the_role_check_refuses_input_that_is_no_version(output, minimum, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        apptainer_version_check(output, minimum)

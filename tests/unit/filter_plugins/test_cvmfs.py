@@ -496,7 +496,10 @@ def test_an_experiments_own_variables_are_written_beside_the_cvmfs_parameters():
     ("params", "message"),
     [
         ({"CMS-SITE": "x"}, "cvmfs_default_local: cvmfs_repository_config[cms.cern.ch]: parameter name 'CMS-SITE'"),
-        ({"CMS_LOCAL_SITE": "a b "}, "cvmfs_default_local: cvmfs_repository_config[cms.cern.ch]: CMS_LOCAL_SITE: value"),
+        (
+            {"CMS_LOCAL_SITE": "a b "},
+            "cvmfs_default_local: cvmfs_repository_config[cms.cern.ch]: CMS_LOCAL_SITE: value",
+        ),
     ],
 )
 def test_errors_name_the_inventory_variable_the_parameters_come_from(params, message):

@@ -40,7 +40,9 @@ PLAY = """
         msg: "BEGIN{{ __cvmfs_default_local }}END"
     - name: Show the override files
       ansible.builtin.debug:
-        msg: "FILES{{ {'config.d': __cvmfs_repository_files, 'domain.d': __cvmfs_domain_files} | to_json | b64encode }}SELIF"
+        msg: >-
+          FILES{{ {'config.d': __cvmfs_repository_files, 'domain.d': __cvmfs_domain_files}
+                  | to_json | b64encode }}SELIF
 """
 
 
