@@ -108,3 +108,29 @@ def test_htcondors_bind_path_missing_on_the_node_fails_before_any_change(host, h
     recap = re.search(rf"{re.escape(hostvars['inventory_hostname'])}\s*: ok=\d+ changed=(\d+)", out)
     assert recap and recap.group(1) == "0", out[-1500:]
     assert not host.file("/etc/condor").exists
+
+
+def test_an_apptainer_below_the_minimum_is_refused_with_the_advisory_and_the_upgrade(
+    host, hostvars, apply_role, playbook
+):
+    """The lab's Apptainer passes the default minimum (the converge did); against a minimum above it, the role fails
+    the node before apptainer.conf is touched, and the launch check (validate.yml) says the node is not ready, each
+    with the version as the cause and the node's upgrade command as the remedy."""
+    _workers(hostvars)
+    version = host.check_output("apptainer --version").split()[-1]
+    before = host.check_output("sha256sum /etc/apptainer/apptainer.conf")
+    run = apply_role("apptainer", {"apptainer_minimum_version": "99.0"})
+    out = re.sub(r"\s+", " ", run.stdout + run.stderr)
+    assert run.returncode != 0, out[-2000:]
+    assert f"apptainer: Apptainer {version} has a published hole: the site requires 99.0" in out, out[-3000:]
+    assert "Fix: upgrade Apptainer to 99.0 or newer: apt-get update && apt-get install --only-upgrade apptainer" in out
+    recap = re.search(rf"{re.escape(hostvars['inventory_hostname'])}\s*: ok=\d+ changed=(\d+)", out)
+    assert recap and recap.group(1) == "0", out[-1500:]
+    assert host.check_output("sha256sum /etc/apptainer/apptainer.conf") == before
+    check = playbook("playbooks/validate.yml", "-e", "apptainer_minimum_version=99.0")
+    flat = re.sub(r"\s+", " ", check.stdout)
+    assert check.returncode != 0, flat[-2000:]
+    assert f"is not ready: Apptainer {version} has a published hole: the site requires 99.0" in flat, flat[-3000:]
+    assert "Remedy: upgrade Apptainer to 99.0 or newer: apt-get update" in flat
+    default = playbook("playbooks/validate.yml")
+    assert default.returncode == 0, default.stdout[-3000:]
