@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 
@@ -79,8 +80,11 @@ def apptainer_bind_sources(binds, variable="binds"):
     """Each bind of ``binds`` (``src``, ``src:dst`` or ``src:dst:ro|rw``) as {variable, spec, source, target}.
 
     The host side (``source``) is what must exist on the node: Apptainer skips a ``bind path`` of apptainer.conf whose
-    source is missing without a word. A malformed bind fails naming ``variable`` and the bind.
+    source is missing without a word. A malformed bind fails naming ``variable`` and the bind. ``binds`` may also be a
+    dict of variable name and its binds: the binds of every variable, in order.
     """
+    if isinstance(binds, Mapping):
+        return [item for name, specs in binds.items() for item in apptainer_bind_sources(specs, name)]
     if not isinstance(binds, (list, tuple)):
         raise AnsibleFilterError(
             f"apptainer_bind_sources: {variable} must be a list of binds (src, src:dst or src:dst:ro), "

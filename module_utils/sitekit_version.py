@@ -165,10 +165,12 @@ def judge_apptainer(version_output, minimum=APPTAINER_MINIMUM, *, family=None, p
     if ok:
         out["detail"] = f"Apptainer {version}, at least {minimum}"
         return out
-    fixed = f"{minimum} fixed {advisory}" if advisory else f"the site requires {minimum}"
     out["ok"] = False
-    out["detail"] = f"Apptainer {version} is older than {minimum} ({fixed})"
-    out["cause"] = f"Apptainer {version} has a published hole: {fixed}"
+    if advisory:
+        out["detail"] = f"Apptainer {version} is older than {minimum} ({minimum} fixed {advisory})"
+        out["cause"] = f"Apptainer {version} has a published hole: {minimum} fixed {advisory}"
+    else:
+        out["detail"] = out["cause"] = f"Apptainer {version} is older than the site minimum, {minimum}"
     if path and (path == "/cvmfs" or path.startswith("/cvmfs/")):
         out["remedy"] = (
             f"point the Apptainer jobs use ({path}) at a build of {minimum} or newer "
@@ -177,6 +179,6 @@ def judge_apptainer(version_output, minimum=APPTAINER_MINIMUM, *, family=None, p
     else:
         out["remedy"] = (
             f"upgrade Apptainer to {minimum} or newer: {upgrade_command(family)} "
-            "(sitekit's apptainer role: apptainer_package_state: latest)"
+            "(or with the apptainer role: apptainer_package_state: latest)"
         )
     return out

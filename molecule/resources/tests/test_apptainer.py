@@ -122,7 +122,7 @@ def test_an_apptainer_below_the_minimum_is_refused_with_the_advisory_and_the_upg
     run = apply_role("apptainer", {"apptainer_minimum_version": "99.0"})
     out = re.sub(r"\s+", " ", run.stdout + run.stderr)
     assert run.returncode != 0, out[-2000:]
-    assert f"apptainer: Apptainer {version} has a published hole: the site requires 99.0" in out, out[-3000:]
+    assert f"apptainer: Apptainer {version} is older than the site minimum, 99.0" in out, out[-3000:]
     assert "Fix: upgrade Apptainer to 99.0 or newer: apt-get update && apt-get install --only-upgrade apptainer" in out
     recap = re.search(rf"{re.escape(hostvars['inventory_hostname'])}\s*: ok=\d+ changed=(\d+)", out)
     assert recap and recap.group(1) == "0", out[-1500:]
@@ -130,7 +130,7 @@ def test_an_apptainer_below_the_minimum_is_refused_with_the_advisory_and_the_upg
     check = playbook("playbooks/validate.yml", "-e", "apptainer_minimum_version=99.0")
     flat = re.sub(r"\s+", " ", check.stdout)
     assert check.returncode != 0, flat[-2000:]
-    assert f"is not ready: Apptainer {version} has a published hole: the site requires 99.0" in flat, flat[-3000:]
+    assert f"is not ready: Apptainer {version} is older than the site minimum, 99.0" in flat, flat[-3000:]
     assert "Remedy: upgrade Apptainer to 99.0 or newer: apt-get update" in flat
     default = playbook("playbooks/validate.yml")
     assert default.returncode == 0, default.stdout[-3000:]

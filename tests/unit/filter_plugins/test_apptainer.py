@@ -105,3 +105,14 @@ def test_the_role_check_is_the_launch_checks_own_verdict():
 def test_the_role_check_refuses_input_that_is_no_version(output, minimum, message):
     with pytest.raises(AnsibleFilterError, match=message):
         apptainer_version_check(output, minimum)
+
+
+def test_a_dict_gives_the_binds_of_every_variable_in_order_each_with_its_name():
+    got = apptainer_bind_sources({"apptainer_bind_paths": ["/etc/hosts"], "apptainer_bindpath_env": ["/d:/e:ro", "/f"]})
+    assert [(b["variable"], b["source"]) for b in got] == [
+        ("apptainer_bind_paths", "/etc/hosts"),
+        ("apptainer_bindpath_env", "/d"),
+        ("apptainer_bindpath_env", "/f"),
+    ]
+    with pytest.raises(AnsibleFilterError, match="apptainer_bind_sources: apptainer_bindpath_env: bind 'x'"):
+        apptainer_bind_sources({"apptainer_bind_paths": [], "apptainer_bindpath_env": ["x"]})

@@ -134,7 +134,7 @@ def test_an_apptainer_on_cvmfs_is_upgraded_by_pointing_at_a_newer_build():
 
 def test_a_site_minimum_names_no_advisory_it_did_not_fix():
     verdict = sv.judge_apptainer("apptainer version 1.4.5-2", "1.5.0", family="Debian")
-    assert not verdict["ok"] and verdict["cause"] == "Apptainer 1.4.5-2 has a published hole: the site requires 1.5.0"
+    assert not verdict["ok"] and verdict["cause"] == "Apptainer 1.4.5-2 is older than the site minimum, 1.5.0"
 
 
 @pytest.mark.parametrize(
