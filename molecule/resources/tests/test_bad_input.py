@@ -21,6 +21,8 @@ CASES = [
     ("apptainer", {"apptainer_source": "none"}, "apptainer_path (absolute path"),
     ("apptainer", {"apptainer_bind_paths_extra": ["scratch"]}, "must be absolute paths (got ['scratch'])"),
     ("apptainer", {"apptainer_bind_paths_extra": ["/srv:/srv:noexec"]}, "the option must be ro or rw, got 'noexec'"),
+    ("apptainer", {"apptainer_package_state": "newest"}, "apptainer_package_state must be one of: present, latest"),
+    ("apptainer", {"apptainer_minimum_version": "soon"}, "apptainer_minimum_version must be a release such as 1.4.5"),
     ("apptainer", {"apptainer_conf_extra": {"enable magic": True}}, "'enable magic': not a key this file documents"),
     ("apptainer", {"apptainer_allow_container": "sif"}, "apptainer_allow_container"),
     ("cvmfs", {"cvmfs_repositories": ["atlas"]}, "atlas"),
