@@ -54,6 +54,8 @@ DEFAULTS = {
     "apptainer": None,
     "scratch_base": "/tmp",
     "host_path_policy": launch.HOST_PATH_POLICY,
+    # The oldest Apptainer the node may run (the launch check's version check); empty leaves it unjudged.
+    "minimum_version": launch.versions.APPTAINER_MINIMUM,
 }
 CHECK_ORDER = ("kernel", "cvmfs", "launch")
 # The longest SitekitReason published; the JSON output keeps the whole text.
@@ -98,6 +100,11 @@ def validate_config(raw):
         raise ValueError(
             f"host_path_policy: give one of {', '.join(launch.HOST_PATH_POLICIES)}, got {config['host_path_policy']!r}"
         )
+    if config["minimum_version"]:
+        try:
+            launch.versions.validate(config["minimum_version"])
+        except ValueError as exc:
+            raise ValueError(f"minimum_version: {exc}, or an empty string") from None
     timeout = config["timeout"]
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
         raise ValueError(f"timeout: give a positive number of seconds, got {timeout!r}")
@@ -258,7 +265,16 @@ def cvmfs_check(repositories, mountpoint, remaining):
     return judge_cvmfs({"repositories": results, "nfiles": limit if repositories else None}, repositories)
 
 
-def launch_check(image, user, binds=(), timeout=60, apptainer=None, scratch_base="/tmp", host_path_policy=None):
+def launch_check(
+    image,
+    user,
+    binds=(),
+    timeout=60,
+    apptainer=None,
+    scratch_base="/tmp",
+    host_path_policy=None,
+    minimum_version=launch.versions.APPTAINER_MINIMUM,
+):
     """Launch ``image`` the way a pilot does (``sitekit_launch.launch``), as ``user`` when run as root, else as
     oneself; forwards no host PATH (a startd cron job has none of a pilot's)."""
     if os.geteuid() != 0:
@@ -272,6 +288,7 @@ def launch_check(image, user, binds=(), timeout=60, apptainer=None, scratch_base
             apptainer=apptainer,
             scratch_base=scratch_base,
             host_path_policy=host_path_policy,
+            minimum_version=minimum_version,
         )
     except launch.LaunchArgumentError as exc:
         result, problem = launch.empty_result(image, user), str(exc)
@@ -283,7 +300,8 @@ def run(config, root="/", clock=time.monotonic, now=time.time, checks=None):
     """Run the three checks under ``config['timeout']`` seconds in all; returns ``summarize``'s result.
 
     ``checks`` replaces the check functions (tests): a dict with any of kernel(root), cvmfs(repositories,
-    mountpoint, remaining) and launch(image, user, binds, timeout, apptainer, scratch_base, host_path_policy).
+    mountpoint, remaining) and launch(image, user, binds, timeout, apptainer, scratch_base, host_path_policy,
+    minimum_version=...).
     """
     checks = dict({"kernel": kernel_check, "cvmfs": cvmfs_check, "launch": launch_check}, **(checks or {}))
     start = clock()
@@ -307,6 +325,7 @@ def run(config, root="/", clock=time.monotonic, now=time.time, checks=None):
             config["apptainer"],
             config["scratch_base"],
             config["host_path_policy"],
+            minimum_version=config["minimum_version"],
         )
     # The verdict's time is when the checks ended: a slow check does not make a fresh verdict look old.
     return summarize(kernel_step, cvmfs_step, launch_step, now(), clock() - start)

@@ -308,11 +308,11 @@ def test_run_gives_the_launch_what_is_left_of_the_budget():
     ticks = iter([0.0, 2.5, 9.0])
     seen = {}
 
-    def launch(image, user, binds, timeout, apptainer, scratch_base, host_path_policy):
-        seen["timeout"] = timeout
+    def launch(image, user, binds, timeout, apptainer, scratch_base, host_path_policy, minimum_version):
+        seen.update(timeout=timeout, minimum_version=minimum_version)
         return ok("launch", seconds=1.0, checks={}, image=image)
 
-    config = sc.validate_config({"image": "/img", "timeout": 10})
+    config = sc.validate_config({"image": "/img", "timeout": 10, "minimum_version": "1.5.0"})
     result = sc.run(
         config,
         clock=lambda: next(ticks),
@@ -323,7 +323,7 @@ def test_run_gives_the_launch_what_is_left_of_the_budget():
             "launch": launch,
         },
     )
-    assert seen["timeout"] == 7.5
+    assert seen == {"timeout": 7.5, "minimum_version": "1.5.0"}
     assert result["ready"] and result["seconds"] == 9.0 and result["checked_at"] == 100
 
 
@@ -542,3 +542,10 @@ def test_a_recorded_good_launch_with_an_apptainer_below_the_minimum_is_not_ready
     sl.add_version_check(result, sl.version_check(record["recorded"]["apptainer"], "1.4.5"))
     result.update(ready=True, cause=None, remedy=None)
     assert sc.judge_launch(result, problem)["ok"]
+
+
+def test_the_minimum_version_defaults_to_the_launch_checks_and_must_be_a_version():
+    assert sc.validate_config({"image": "/img"})["minimum_version"] == sl.versions.APPTAINER_MINIMUM
+    assert sc.validate_config({"image": "/img", "minimum_version": ""})["minimum_version"] == ""
+    with pytest.raises(ValueError, match="minimum_version: expected a version string"):
+        sc.validate_config({"image": "/img", "minimum_version": "soon"})

@@ -161,8 +161,9 @@ def test_one_default_everywhere():
     """The role's default, the module's documented default and the launch check's are the one constant."""
     defaults = yaml.safe_load((TOP / "roles/apptainer/defaults/main.yml").read_text())
     assert defaults["apptainer_minimum_version"] == sv.APPTAINER_MINIMUM
-    doc = yaml.safe_load(__import__("container_launch").DOCUMENTATION)
-    assert doc["options"]["minimum_version"]["default"] == sv.APPTAINER_MINIMUM
+    for module in ("container_launch", "node_selfcheck"):
+        doc = yaml.safe_load(__import__(module).DOCUMENTATION)
+        assert doc["options"]["minimum_version"]["default"] == sv.APPTAINER_MINIMUM, module
     assert sv.APPTAINER_ADVISORY.split()[0] in (TOP / "roles/apptainer/defaults/main.yml").read_text()
 
 
