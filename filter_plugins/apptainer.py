@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Mapping
+
 from ansible.errors import AnsibleFilterError
+
+# How a bind is read (src, src:dst, src:dst:ro|rw) lives once, in module_utils/sitekit_launch.py, which the launch
+# check uses on the node; the filters that decide the same on the controller import it from there.
+_MODULE_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils")
+if _MODULE_UTILS not in sys.path:
+    sys.path.insert(0, _MODULE_UTILS)
+import sitekit_launch  # noqa: E402
+import sitekit_version  # noqa: E402
 
 CONTAINER_FORMATS = ("sif", "encrypted", "squashfs", "extfs", "dir")
 
@@ -64,8 +76,55 @@ def apptainer_conf_settings(
     return settings
 
 
+def apptainer_bind_sources(binds, variable="binds"):
+    """Each bind of ``binds`` (``src``, ``src:dst`` or ``src:dst:ro|rw``) as {variable, spec, source, target}.
+
+    The host side (``source``) is what must exist on the node: Apptainer skips a ``bind path`` of apptainer.conf whose
+    source is missing without a word. A malformed bind fails naming ``variable`` and the bind. ``binds`` may also be a
+    dict of variable name and its binds: the binds of every variable, in order.
+    """
+    if isinstance(binds, Mapping):
+        return [item for name, specs in binds.items() for item in apptainer_bind_sources(specs, name)]
+    if not isinstance(binds, (list, tuple)):
+        raise AnsibleFilterError(
+            f"apptainer_bind_sources: {variable} must be a list of binds (src, src:dst or src:dst:ro), "
+            f"got {type(binds).__name__}: {binds!r:.120}"
+        )
+    out = []
+    for spec in binds:
+        try:
+            source, target, _opts = sitekit_launch.parse_bind(spec)
+        except ValueError as exc:
+            raise AnsibleFilterError(
+                f"apptainer_bind_sources: {variable}: {exc}; give each bind as src, src:dst or src:dst:ro|rw, "
+                "absolute paths"
+            ) from None
+        out.append({"variable": variable, "spec": spec, "source": source, "target": target})
+    return out
+
+
+def apptainer_version_check(version_output, minimum=sitekit_version.APPTAINER_MINIMUM, family=None, path=None):
+    """The verdict on ``apptainer --version`` output against ``minimum`` (``sitekit_version.judge_apptainer``, the
+    launch check's own): {ok, detail, version, minimum, cause, remedy}."""
+    if not isinstance(version_output, str):
+        raise AnsibleFilterError(
+            "apptainer_version_check: expected the text apptainer --version prints, "
+            f"got {type(version_output).__name__}"
+        )
+    try:
+        return sitekit_version.judge_apptainer(version_output, minimum, family=family, path=path)
+    except ValueError as exc:
+        raise AnsibleFilterError(
+            f"apptainer_version_check: apptainer_minimum_version: {exc}; or an empty string to leave it unjudged"
+        ) from None
+
+
 class FilterModule:
     """apptainer role filters."""
 
     def filters(self):
-        return {"apptainer_conf_settings": apptainer_conf_settings}
+        return {
+            "apptainer_conf_settings": apptainer_conf_settings,
+            "apptainer_bind_sources": apptainer_bind_sources,
+            "apptainer_version_check": apptainer_version_check,
+        }

@@ -42,7 +42,35 @@ _DNS_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _DNS_NAME = re.compile(rf"{_DNS_LABEL}(?:\.{_DNS_LABEL})*")
 _PORT = re.compile(r"[1-9][0-9]{0,4}")
 
-_KEY = re.compile(r"CVMFS_[A-Z0-9_]+")
+# A shell variable name: the client takes any KEY=value line of its files as a parameter (experiments read their own,
+# e.g. CMS_LOCAL_SITE, which the cms.cern.ch variant symlinks resolve).
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Names the shell itself or the dynamic loader reads: set in a file the client and cvmfs_config source, they change
+# how /bin/sh reads the rest of it (IFS splits the echo $KEY read-back, PATH finds no command) or what it runs.
+SHELL_NAMES = frozenset(
+    (
+        "IFS",
+        "PATH",
+        "ENV",
+        "CDPATH",
+        "HOME",
+        "PWD",
+        "OLDPWD",
+        "PS1",
+        "PS2",
+        "PS4",
+        "OPTIND",
+        "OPTARG",
+        "PPID",
+        "LINENO",
+        "SHELL",
+        "SHELLOPTS",
+        "BASHOPTS",
+        "BASH_ENV",
+        "LD_PRELOAD",
+        "LD_LIBRARY_PATH",
+    )
+)
 _REPO_LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
 _REPO_NAME = re.compile(rf"{_REPO_LABEL}(?:\.{_REPO_LABEL})+")
 _INTEGER = re.compile(r"-?[0-9]+")
@@ -490,12 +518,44 @@ def _header(header) -> str:
     return header if header.endswith("\n") else header + "\n"
 
 
-def cvmfs_default_local(params, header=None):
+def _name_problem(key) -> str | None:
+    if not isinstance(key, str) or not _KEY.fullmatch(key):
+        return (
+            f"parameter name {key!r:.120} is not a shell variable name: use letters, digits and _, not starting "
+            "with a digit (CVMFS_QUOTA_LIMIT, or an experiment's own such as CMS_LOCAL_SITE)"
+        )
+    if key in SHELL_NAMES:
+        return (
+            f"parameter name {key} is a variable the shell itself uses; the client and cvmfs_config source this file "
+            "with /bin/sh, so setting it changes how the rest is read: leave it out"
+        )
+    if key.startswith("CVMFS_") and not re.fullmatch(r"CVMFS_[A-Z0-9_]+", key):
+        return (
+            f"parameter name {key} must be upper case after CVMFS_, as in the CVMFS parameter list "
+            "(cache-manager instances: CVMFS_CACHE_<INSTANCE>_TYPE)"
+        )
+    return None
+
+
+def cvmfs_default_local(params, header=None, source=None):
     """The text of /etc/cvmfs/default.local: ``KEY='value'`` lines in the order of ``params``.
 
-    ``None`` values are left out; booleans become yes/no; every value is single-quoted.
-    ``header`` (comment lines, e.g. ``ansible_managed | comment``) goes first, as given.
+    ``None`` values are left out; booleans become yes/no; every value is single-quoted. Keys are CVMFS parameters or
+    any other shell variable the site's experiments read from the client's configuration (``CMS_LOCAL_SITE``).
+    ``header`` (comment lines, e.g. ``ansible_managed | comment``) goes first, as given. ``source`` (the inventory
+    variable the dict comes from) is named in every error.
     """
+    try:
+        return _default_local(params, header)
+    except AnsibleFilterError as err:
+        if not source:
+            raise
+        raise AnsibleFilterError(
+            err.message.replace("cvmfs_default_local: ", f"cvmfs_default_local: {source}: ", 1)
+        ) from None
+
+
+def _default_local(params, header):
     if not isinstance(params, Mapping):
         raise AnsibleFilterError(
             f"cvmfs_default_local: expected a dict of CVMFS parameters, got {type(params).__name__}: {params!r:.120}"
@@ -503,11 +563,9 @@ def cvmfs_default_local(params, header=None):
     text = _header(header)
     values = {}
     for key, value in params.items():
-        if not isinstance(key, str) or not _KEY.fullmatch(key):
-            raise AnsibleFilterError(
-                f"cvmfs_default_local: parameter name {key!r:.120} must match ^CVMFS_[A-Z0-9_]+$ "
-                "(upper case, as in the CVMFS parameter list)"
-            )
+        problem = _name_problem(key)
+        if problem:
+            raise AnsibleFilterError(f"cvmfs_default_local: {problem}")
         if value is None:
             continue
         rendered = _render(key, value)

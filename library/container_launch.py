@@ -75,6 +75,17 @@ options:
     type: str
     choices: [warn, fail]
     default: warn
+  minimum_version:
+    description:
+      - The oldest Apptainer release the node may run; below it the C(version) check fails and the node is not
+        ready, with the advisory as RV(cause) and the upgrade command for the node's package family (apt-get, dnf)
+        as RV(remedy). Package revisions are left out of the comparison (C(1.4.5-2) and C(1.4.5-1.el9) are 1.4.5; a
+        pre-release C(1.4.5~rc.1) or C(1.4.5-rc.1) is older).
+      - The default is the newest release that fixed a published security advisory, 1.4.5
+        (GHSA-j3rw-fx6g-q46j, CVE-2025-65105). An empty string leaves the version unjudged. SingularityCE and
+        Singularity 3 have no minimum here (the check passes and says so).
+    type: str
+    default: "1.4.5"
   contain:
     description: Pass C(--contain) (no host /home, /tmp, /var/tmp), as pilots do.
     type: bool
@@ -209,7 +220,7 @@ apptainer:
   sample: {path: /usr/bin/apptainer, version: 1.4.5}
   contains:
     path: {description: The binary., type: str, sample: /usr/bin/apptainer}
-    version: {description: What C(--version) printed (the version only), or null., type: str, sample: 1.4.5}
+    version: {description: What C(--version) printed (the version only), or null., type: str, sample: 1.4.5-2}
 command:
   description: The argv the launch ran (the probe script is one element); null when nothing was launched.
   returned: always
@@ -240,7 +251,8 @@ image_os:
 checks:
   description:
     - Each check as C({ok, detail}). Always C(launch), C(pid_namespace), C(binds), C(scratch), C(host_paths);
-      C(command) when O(command) is given. When the launch failed, every check is false with C(not run) in the
+      C(command) when O(command) is given; C(version) (the Apptainer found against O(minimum_version)) once an
+      Apptainer was found. When the launch failed, every check but C(version) is false with C(not run) in the
       detail.
     - C(host_paths) is false when any host entry is missing in the image; the pilot must then set the container's
       own values, which is the trap the check is there to show.
@@ -254,6 +266,7 @@ checks:
     binds: {ok: true, detail: "visible inside: /etc/hosts, /cvmfs"}
     scratch: {ok: true, detail: "/tmp/sitekit#launch-x1y2z3ab mounted at /srv: working directory, writable"}
     host_paths: {ok: false, detail: "host entries missing in the image: PATH /usr/lib64/qt-3.3/bin. ..."}
+    version: {ok: true, detail: "Apptainer 1.4.5-2, at least 1.4.5"}
 error:
   description: An excerpt of Apptainer's error output (its FATAL/ERROR lines), or null.
   returned: always
@@ -304,6 +317,7 @@ def main():
             "timeout": {"type": "int", "default": 60},
             "baseline": {"type": "bool", "default": False},
             "fail_on_error": {"type": "bool", "default": True},
+            "minimum_version": {"type": "str", "default": launch.versions.APPTAINER_MINIMUM},
         },
         supports_check_mode=True,
     )
@@ -329,6 +343,7 @@ def main():
             host_path_policy=p["host_path_policy"],
             search_path=os.environ.get("PATH") or launch.SEARCH_PATH,
             which=module.get_bin_path,
+            minimum_version=p["minimum_version"],
         )
     except launch.LaunchArgumentError as exc:
         # Wrong arguments fail whatever fail_on_error says.

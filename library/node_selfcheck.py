@@ -60,6 +60,12 @@ options:
     type: str
     choices: [warn, fail]
     default: warn
+  minimum_version:
+    description:
+      - The oldest Apptainer the node may run, as in C(container_launch) (the same check); below it the node is not
+        ready. The default, 1.4.5, fixed GHSA-j3rw-fx6g-q46j (CVE-2025-65105); empty leaves the version unjudged.
+    type: str
+    default: "1.4.5"
   fail_on_error:
     description: Fail the task when the node is not ready (the message is the reason); else only report.
     type: bool
@@ -166,6 +172,7 @@ def main():
             "timeout": {"type": "int", "default": 60},
             "apptainer": {"type": "path"},
             "host_path_policy": {"type": "str", "choices": ["warn", "fail"], "default": "warn"},
+            "minimum_version": {"type": "str", "default": selfcheck.DEFAULTS["minimum_version"]},
             "fail_on_error": {"type": "bool", "default": False},
         },
         supports_check_mode=True,

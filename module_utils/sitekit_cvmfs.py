@@ -410,7 +410,8 @@ def classify_error(number=None, text=None, step=None, autofs=False, repository="
 # ---------------------------------------------------------------------------------------------
 # What the configuration files say
 # ---------------------------------------------------------------------------------------------
-_ASSIGNMENT = re.compile(r"^\s*(?:export\s+)?(CVMFS_[A-Z0-9_]+)=(.*)$")
+# Any shell variable: the client takes experiments' own variables (CMS_LOCAL_SITE) from the same files.
+_ASSIGNMENT = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
 
 
 def _shell_word(text):
@@ -433,7 +434,7 @@ def _shell_word(text):
 
 
 def parse_parameters(text):
-    """``CVMFS_*=value`` assignments -> {name: value}, the last one winning.
+    """``NAME=value`` assignments (``CVMFS_*`` and any other shell variable) -> {name: value}, the last one winning.
 
     Reads a configuration file (plain assignments, as sitekit writes them; shell logic such as ``if`` is not
     evaluated) and ``cvmfs_config showconfig`` output (``NAME=value    # from FILE``) alike.

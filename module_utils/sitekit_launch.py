@@ -11,8 +11,11 @@ library, importable without Ansible. The pieces, each testable on its own and on
 - ``run_as`` runs a command as another user in its own session, killing the whole session on a timeout;
 - ``evaluate`` turns the parsed probe into the checks; ``diagnose`` maps Apptainer's error text to a cause
   and a remedy, ``diagnose_host_path`` does the same for an image or bind source the host itself cannot stat;
-- ``launch`` does the whole launch with these pieces (the account, the host paths, finding Apptainer, the scratch
-  directory and its marker, the run, cleanup, the checks and the diagnosis). ``library/container_launch.py``,
+- ``version_check`` judges the Apptainer found against the minimum version (``sitekit_version``: the release that
+  fixed its last published advisory); below it the node is not ready, with the advisory and the upgrade command;
+- ``launch`` does the whole launch with these pieces (the account, the host paths, finding Apptainer and its
+  version, the scratch directory and its marker, the run, cleanup, the checks and the diagnosis).
+  ``library/container_launch.py``,
   ``sitekit_selfcheck`` (the node-side command and ``library/node_selfcheck.py``) are adapters around it, so one
   node gets one verdict whoever asks; what "ready" means for host paths is ``host_path_policy``.
 
@@ -35,9 +38,11 @@ import uuid
 try:
     from ansible.module_utils import sitekit_kernel as kernel
     from ansible.module_utils import sitekit_proc as proc
+    from ansible.module_utils import sitekit_version as versions
 except ImportError:
     import sitekit_kernel as kernel
     import sitekit_proc as proc
+    import sitekit_version as versions
 
 # Where the scratch directory appears inside the container, and the working directory there (as GlideinWMS).
 CONTAINER_HOME = "/srv"
@@ -721,10 +726,31 @@ def find_apptainer(configured=None, which=None, search_path=None):
     )
 
 
+def apptainer_version_output(binary):
+    """What ``binary --version`` prints, or "" when it fails."""
+    run = proc.run_in_session([binary, "--version"], 10, env={"PATH": SEARCH_PATH, "LANG": "C", "LC_ALL": "C"})
+    return run["stdout"] if run["rc"] == 0 else ""
+
+
 def apptainer_version(binary):
     """What ``binary --version`` says (the version only), or None."""
-    run = proc.run_in_session([binary, "--version"], 10, env={"PATH": SEARCH_PATH, "LANG": "C", "LC_ALL": "C"})
-    return kernel.parse_version_output(run["stdout"]) if run["rc"] == 0 else None
+    return kernel.parse_version_output(apptainer_version_output(binary)) or None
+
+
+def package_family(which):
+    """Debian or RedHat, by the package tool ``which(name)`` finds; None when neither."""
+    if which("apt-get"):
+        return "Debian"
+    if which("dnf") or which("yum"):
+        return "RedHat"
+    return None
+
+
+def version_check(output, minimum, *, family=None, path=None):
+    """The ``version`` check from ``--version`` output (``sitekit_version``): {ok, detail, cause, remedy}, the last two
+    None when it passes."""
+    verdict = versions.judge_apptainer(output, minimum, family=family, path=path)
+    return dict(_check(verdict["ok"], verdict["detail"]), cause=verdict["cause"], remedy=verdict["remedy"])
 
 
 def launch_failure(run, parsed, user, timeout, command_given=False):
@@ -759,6 +785,7 @@ def launch(
     host_path_policy=HOST_PATH_POLICY,
     search_path=None,
     which=None,
+    minimum_version=versions.APPTAINER_MINIMUM,
 ):
     """Launch ``image`` as ``user`` the way a pilot does and judge it: returns (result, problem, warnings).
 
@@ -767,6 +794,8 @@ def launch(
     sentences for the admin. Wrong arguments raise LaunchArgumentError. ``host_env`` is the PATH and LD_LIBRARY_PATH
     a pilot forwards (none by default); ``search_path`` is where Apptainer's helpers are found (the launching
     process's PATH, default SEARCH_PATH); ``which`` finds a binary by name (default: on ``search_path``).
+    ``minimum_version`` (empty: not judged) adds the ``version`` check once Apptainer is found; below it the node is
+    not ready, with the advisory as the cause and the upgrade as the remedy.
     """
     command = list(command or ())
     result = empty_result(image, user, bool(command))
@@ -784,6 +813,15 @@ def launch(
             "an unknown host path policy",
             "give warn (the default) or fail",
         )
+    if minimum_version:
+        try:
+            versions.validate(minimum_version)
+        except ValueError as exc:
+            raise LaunchArgumentError(
+                f"minimum_version: {exc}",
+                "the minimum Apptainer version is no version",
+                "give a version such as 1.4.5, or an empty string to leave the version unjudged",
+            ) from None
     account = launch_account(user)
     parsed_binds = []
     for spec in binds:
@@ -830,7 +868,11 @@ def launch(
     binary, missing = find_apptainer(apptainer, which, search_path)
     if missing:
         return cannot(*missing)
-    result["apptainer"] = {"path": binary, "version": apptainer_version(binary)}
+    output = apptainer_version_output(binary)
+    result["apptainer"] = {"path": binary, "version": kernel.parse_version_output(output) or None}
+    path = search_path or SEARCH_PATH
+    family = package_family(which or (lambda name: shutil.which(name, path=path)))
+    version = version_check(output, minimum_version, family=family, path=binary)
 
     # The launch, in a scratch directory that is removed whatever happens
     token = f"sitekit-{uuid.uuid4().hex[:12]}"
@@ -877,7 +919,19 @@ def launch(
     judging = {"marker": token, "scratch": scratch, "bind_targets": targets, "host_paths": host_paths, "pid": pid}
     judging.update(host_processes=host_processes, command_given=bool(command), host_path_policy=host_path_policy)
     problem = judge(result, run, parse_probe_output(run["stdout"], token), timeout=timeout, **judging)
+    add_version_check(result, version)
     return result, problem, warnings
+
+
+def add_version_check(result, check):
+    """Put the ``version`` check (``version_check``) into ``result``, last among the checks; when it fails the node is
+    not ready, and its cause and remedy are the result's unless the launch itself already has one."""
+    result["checks"]["version"] = check
+    if check["ok"]:
+        return
+    result["ready"] = False
+    if not result["cause"]:
+        result.update(cause=check["cause"], remedy=check["remedy"])
 
 
 def judge(result, run, parsed, *, timeout, **evaluate_args):

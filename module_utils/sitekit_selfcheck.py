@@ -55,6 +55,8 @@ DEFAULTS = {
     "apptainer": None,
     "scratch_base": "/tmp",
     "host_path_policy": launch.HOST_PATH_POLICY,
+    # The oldest Apptainer the node may run (the launch check's version check); empty leaves it unjudged.
+    "minimum_version": launch.versions.APPTAINER_MINIMUM,
 }
 CHECK_ORDER = ("kernel", "cvmfs", "launch")
 # The longest SitekitReason published; the JSON output keeps the whole text.
@@ -68,6 +70,7 @@ CHECK_REMEDIES = {
     "binds": "make each bind source exist on the node (/cvmfs: the cvmfs role) and keep it in the bind list",
     "scratch": "give the probe user a scratch base it can write to (/tmp) and an image where /srv can be a mount point",
     "host_paths": "set the container's own PATH (APPTAINERENV_PATH) rather than the host's",
+    "version": "upgrade Apptainer (apt-get install --only-upgrade apptainer; dnf upgrade apptainer)",
 }
 
 
@@ -98,6 +101,11 @@ def validate_config(raw):
         raise ValueError(
             f"host_path_policy: give one of {', '.join(launch.HOST_PATH_POLICIES)}, got {config['host_path_policy']!r}"
         )
+    if config["minimum_version"]:
+        try:
+            launch.versions.validate(config["minimum_version"])
+        except ValueError as exc:
+            raise ValueError(f"minimum_version: {exc}, or an empty string") from None
     timeout = config["timeout"]
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
         raise ValueError(f"timeout: give a positive number of seconds, got {timeout!r}")
@@ -208,7 +216,9 @@ def judge_launch(result, problem=None):
         failed = [n for n, c in checks.items() if not c["ok"]]
         name = next((n for n in failed if n != "host_paths"), failed[0])
         detail = f"launched in {seconds:.2f} s, but {name}: {checks[name]['detail']}"
-        return _step("launch", False, detail, f"{name}: {checks[name]['detail']}", CHECK_REMEDIES[name], **extra)
+        # The version check carries its own remedy: the upgrade command of the node's package family.
+        remedy = checks[name].get("remedy") or CHECK_REMEDIES[name]
+        return _step("launch", False, detail, f"{name}: {checks[name]['detail']}", remedy, **extra)
     detail = f"launched {result['image']} as {result['user']} in {seconds:.2f} s ({result['image_os'] or 'unknown OS'})"
     return _step("launch", True, detail, **extra)
 
@@ -266,7 +276,16 @@ def cvmfs_check(repositories, mountpoint, remaining):
     )
 
 
-def launch_check(image, user, binds=(), timeout=60, apptainer=None, scratch_base="/tmp", host_path_policy=None):
+def launch_check(
+    image,
+    user,
+    binds=(),
+    timeout=60,
+    apptainer=None,
+    scratch_base="/tmp",
+    host_path_policy=None,
+    minimum_version=launch.versions.APPTAINER_MINIMUM,
+):
     """Launch ``image`` the way a pilot does (``sitekit_launch.launch``), as ``user`` when run as root, else as
     oneself; forwards no host PATH (a startd cron job has none of a pilot's)."""
     if os.geteuid() != 0:
@@ -280,6 +299,7 @@ def launch_check(image, user, binds=(), timeout=60, apptainer=None, scratch_base
             apptainer=apptainer,
             scratch_base=scratch_base,
             host_path_policy=host_path_policy,
+            minimum_version=minimum_version,
         )
     except launch.LaunchArgumentError as exc:
         result, problem = launch.empty_result(image, user), str(exc)
@@ -291,7 +311,8 @@ def run(config, root="/", clock=time.monotonic, now=time.time, checks=None):
     """Run the three checks under ``config['timeout']`` seconds in all; returns ``summarize``'s result.
 
     ``checks`` replaces the check functions (tests): a dict with any of kernel(root), cvmfs(repositories,
-    mountpoint, remaining) and launch(image, user, binds, timeout, apptainer, scratch_base, host_path_policy).
+    mountpoint, remaining) and launch(image, user, binds, timeout, apptainer, scratch_base, host_path_policy,
+    minimum_version=...).
     """
     checks = dict({"kernel": kernel_check, "cvmfs": cvmfs_check, "launch": launch_check}, **(checks or {}))
     start = clock()
@@ -315,6 +336,7 @@ def run(config, root="/", clock=time.monotonic, now=time.time, checks=None):
             config["apptainer"],
             config["scratch_base"],
             config["host_path_policy"],
+            minimum_version=config["minimum_version"],
         )
     # The verdict's time is when the checks ended: a slow check does not make a fresh verdict look old.
     return summarize(kernel_step, cvmfs_step, launch_step, now(), clock() - start)

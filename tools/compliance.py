@@ -13,8 +13,8 @@ sorts every task result into a control by the id in the task's name (``[SK-SQUID
 * readiness controls read the modules' own verdicts: the kernel (``kernel_compat``), each CVMFS
   repository (``cvmfs_probe``: readable; its running client against its configuration files, SK-CVMFS-06;
   CVMFS_NFILES against the open-file limit, SK-CVMFS-07; the cache's filesystem and size, SK-CVMFS-08), the
-  container launch (``container_launch``), the proxies (``proxy_check``) and the HTCondor readiness attribute
-  (``SitekitReady``).
+  container launch (``container_launch``; its Apptainer against the minimum version, SK-APPT-05), the proxies
+  (``proxy_check``) and the HTCondor readiness attribute (``SitekitReady``).
 
 Writes DIR/compliance.json (the summary), DIR/junit.xml (one test case per node and control),
 DIR/report.html (tools/sitekit_report.py) and DIR/ansible.json (the raw results), prints a short table,
@@ -209,6 +209,20 @@ def _launch(cid: str, result: dict, results: dict) -> None:
         "\n".join([result.get("cause") or "", *failed, result.get("error") or ""]).strip(),
         result.get("remedy") or "",
     )
+    _version(result, results)
+
+
+def _version(result: dict, results: dict) -> None:
+    """container_launch's version check: the Apptainer found against the minimum (SK-APPT-05)."""
+    check = (result.get("checks") or {}).get("version")
+    if not isinstance(check, dict):
+        return
+    found = (result.get("apptainer") or {}).get("version") or "unknown"
+    ok = bool(check.get("ok"))
+    detail = check.get("detail") or ""
+    cause = "" if ok else str(check.get("cause") or "")
+    remedy = check.get("remedy") or ""
+    _merge(results, "SK-APPT-05", "ok" if ok else "fail", found, (cause + "\n" + detail).strip(), remedy)
 
 
 def _proxy(cid: str, result: dict, results: dict) -> None:

@@ -255,3 +255,27 @@ def test_readiness_is_read_by_the_recorded_action_not_by_the_keys():
     assert run("container_launch")["SK-LAUNCH-01"]["status"] == "fail"
     assert run("sitekit.grid.container_launch")["SK-LAUNCH-01"]["remedy"] == "r"
     assert "SK-LAUNCH-01" not in run("ansible.builtin.set_fact")
+
+
+def test_an_apptainer_below_the_minimum_fails_its_own_control_with_the_advisory_and_the_upgrade():
+    """container_launch's version check fills SK-APPT-05 (and the launch's own verdict is not ready)."""
+    sys.path.insert(0, str(TOP / "module_utils"))
+    import sitekit_launch
+
+    result = sitekit_launch.empty_result("/i", "sitekit-probe")
+    result["checks"] = {name: {"ok": True, "detail": "ok"} for name in result["checks"]}
+    result.update(ready=True, launch_seconds=0.12, apptainer={"path": "/usr/bin/apptainer", "version": "1.4.4-1"})
+    check = sitekit_launch.version_check("apptainer version 1.4.4-1", "1.4.5", family="Debian")
+    sitekit_launch.add_version_check(result, check)
+    task = {"task": {"name": "Launch [SK-LAUNCH-01]"}, "hosts": {"wn1": {"action": "container_launch", **result}}}
+    cells = compliance.collect({"plays": [{"tasks": [task]}]})["wn1"]
+    cell = cells["SK-APPT-05"]
+    assert (cell["status"], cell["value"]) == ("fail", "1.4.4-1")
+    assert "GHSA-j3rw-fx6g-q46j (CVE-2025-65105)" in cell["detail"]
+    assert cell["remedy"].startswith("upgrade Apptainer to 1.4.5 or newer: apt-get update && apt-get install")
+    assert cells["SK-LAUNCH-01"]["status"] == "fail" and "version: Apptainer 1.4.4-1" in cells["SK-LAUNCH-01"]["detail"]
+    result["checks"]["version"] = sitekit_launch.version_check("apptainer version 1.4.5", "1.4.5")
+    result.update(ready=True, cause=None, remedy=None)
+    task["hosts"]["wn1"] = {"action": "container_launch", **result}
+    cells = compliance.collect({"plays": [{"tasks": [task]}]})["wn1"]
+    assert cells["SK-APPT-05"]["status"] == "ok" and cells["SK-LAUNCH-01"]["status"] == "ok"

@@ -367,3 +367,67 @@ def test_a_cvmfs_nfiles_above_the_limit_fails_naming_the_variable_and_the_fix(ho
     assert f"cvmfs_nfiles={hard + 1}: Failed to set maximum number of open files" in out, out[-2000:]
     assert "Fix: set cvmfs_nfiles to at most" in out and "--ulimit nofile" in out
     assert host.run("sha256sum /etc/cvmfs/default.local").stdout == before
+
+
+# Python on a node: what the client's files say for a repository, read by the probe's own code (sitekit_cvmfs, as
+# the role installs it): default.local, then domain.d, then config.d, the last one winning, as the client reads them.
+EFFECTIVE = """
+import json, sys
+sys.path.insert(0, "/usr/local/lib/sitekit")
+import sitekit_cvmfs
+print(json.dumps(sitekit_cvmfs.read_parameters(sys.argv[1])))
+"""
+
+
+def test_an_experiments_variable_reaches_default_local_and_the_repositorys_own_file(host, hostvars, apply_role):
+    """CMS sites set CMS_LOCAL_SITE in default.local or in the repository's config.d file; the client resolves the
+    variant symlink from it (the stand-in cannot show the link: the files read back, as the client reads them, are the
+    proof). A site-wide value, a per-domain one and a per-repository one: the repository's file wins for it."""
+    _workers(hostvars)
+    repo = hostvars["cvmfs_repositories"][0]
+    domain = repo.split(".", 1)[1]
+    files = f"/etc/cvmfs/config.d/{repo}.local /etc/cvmfs/domain.d/{domain}.local"
+    extra = {
+        "cvmfs_default_local_extra": {"CMS_LOCAL_SITE": "T2_XX_Site"},
+        "cvmfs_domain_config": {domain: {"CMS_LOCAL_SITE": "T2_XX_Domain", "SITEKIT_TEST_TAG": "domain"}},
+        "cvmfs_repository_config": {repo: {"CMS_LOCAL_SITE": "T2_XX_Lab"}},
+    }
+    try:
+        run = apply_role("cvmfs", extra)
+        assert run.returncode == 0, run.stdout[-3000:]
+        assert _default_local(host)["CVMFS_HTTP_PROXY"] == "auto;DIRECT"  # the site's settings stay
+        assert re.search(r"^CMS_LOCAL_SITE='T2_XX_Site'$", host.file("/etc/cvmfs/default.local").content_string, re.M)
+        own = host.file(f"/etc/cvmfs/config.d/{repo}.local")
+        assert own.exists and own.mode == 0o644 and own.user == "root"
+        assert re.search(r"^CMS_LOCAL_SITE='T2_XX_Lab'$", own.content_string, re.M), own.content_string
+        effective = json.loads(host.check_output(f"python3 -c {shlex.quote(EFFECTIVE)} {repo}"))
+        assert effective["CMS_LOCAL_SITE"] == "T2_XX_Lab" and effective["SITEKIT_TEST_TAG"] == "domain"
+        assert effective["CVMFS_HTTP_PROXY"] == "auto;DIRECT"
+        # A repository of another domain, without files of its own: the site-wide value.
+        elsewhere = json.loads(host.check_output(f"python3 -c {shlex.quote(EFFECTIVE)} cms.cern.ch"))
+        assert elsewhere["CMS_LOCAL_SITE"] == "T2_XX_Site" and "SITEKIT_TEST_TAG" not in elsewhere
+        # The client's own /bin/sh + echo read-back (cvmfs/options.cc) of each file gives the value unchanged.
+        written = {"/etc/cvmfs/default.local": "T2_XX_Site", f"/etc/cvmfs/config.d/{repo}.local": "T2_XX_Lab"}
+        for path, value in written.items():
+            echoed = host.check_output(f"sh -c '. {path}; echo $CMS_LOCAL_SITE'")
+            assert echoed == value
+        again = apply_role("cvmfs", extra)
+        assert again.returncode == 0 and re.search(r"changed=0\b", again.stdout), again.stdout[-3000:]
+    finally:
+        host.run(f"rm -f {files}")
+        restored = apply_role("cvmfs", {})
+        assert restored.returncode == 0, restored.stdout[-3000:]
+    assert "CMS_LOCAL_SITE" not in host.file("/etc/cvmfs/default.local").content_string
+
+
+def test_an_override_that_is_not_a_shell_variable_fails_before_any_change(host, hostvars, apply_role):
+    _workers(hostvars)
+    repo = hostvars["cvmfs_repositories"][0]
+    state = "sha256sum /etc/cvmfs/default.local; ls /etc/cvmfs/config.d /etc/cvmfs/domain.d"
+    before = host.run(state).stdout
+    run = apply_role("cvmfs", {"cvmfs_repository_config": {repo: {"CMS-LOCAL-SITE": "T2_XX_Lab"}}})
+    out = re.sub(r"\s+", " ", run.stdout + run.stderr)
+    assert run.returncode != 0
+    assert f"cvmfs_repository_config[{repo}]: parameter name 'CMS-LOCAL-SITE' is not a shell variable name" in out
+    assert "use letters, digits and _" in out
+    assert host.run(state).stdout == before

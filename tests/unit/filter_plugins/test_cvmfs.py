@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import sitekit_cvmfs
 import yaml
 from ansible.errors import AnsibleFilterError
 from ansible.plugins.filter.core import comment
@@ -219,15 +220,22 @@ def test_default_local_rejects_a_header_the_shell_would_run(header, message):
 BAD_FILES = [
     pytest.param("CVMFS_QUOTA_LIMIT=4000", "expected a dict of CVMFS parameters, got str", id="string"),
     pytest.param([("CVMFS_QUOTA_LIMIT", 1)], "expected a dict of CVMFS parameters, got list", id="list"),
+    pytest.param({"1CMS_SITE": "x"}, "parameter name '1CMS_SITE' is not a shell variable name", id="digit-first"),
+    pytest.param({"CMS-LOCAL-SITE": "x"}, "parameter name 'CMS-LOCAL-SITE' is not a shell variable", id="hyphen-key"),
+    pytest.param({"CMS LOCAL": "x"}, "parameter name 'CMS LOCAL' is not a shell variable", id="space-key"),
+    pytest.param({"": "x"}, "parameter name '' is not a shell variable name", id="empty-key"),
+    pytest.param({"IFS": ":"}, "parameter name IFS is a variable the shell itself uses", id="shell-IFS"),
+    pytest.param({"PATH": "/opt"}, "parameter name PATH is a variable the shell itself uses", id="shell-PATH"),
+    pytest.param({"LD_PRELOAD": "/x.so"}, "LD_PRELOAD is a variable the shell itself uses", id="loader-preload"),
+    pytest.param({"CVMFS_": "x"}, "parameter name CVMFS_ must be upper case after CVMFS_", id="bare-prefix"),
     pytest.param(
-        {"cvmfs_quota_limit": 1}, "parameter name 'cvmfs_quota_limit' must match ^CVMFS_[A-Z0-9_]+$", id="lowercase-key"
+        {"CVMFS_CACHE_myCache_TYPE": "posix"}, "parameter name CVMFS_CACHE_myCache_TYPE must be upper", id="mixed-case"
     ),
-    pytest.param({"HTTP_PROXY": "DIRECT"}, "parameter name 'HTTP_PROXY' must match", id="foreign-key"),
-    pytest.param({"CVMFS_": "x"}, "parameter name 'CVMFS_' must match", id="bare-prefix"),
-    pytest.param(
-        {"CVMFS_CACHE_myCache_TYPE": "posix"}, "parameter name 'CVMFS_CACHE_myCache_TYPE'", id="mixed-case-key"
-    ),
-    pytest.param({1: "x"}, "parameter name 1 must match", id="int-key"),
+    pytest.param({1: "x"}, "parameter name 1 is not a shell variable name", id="int-key"),
+    pytest.param({"CMS_LOCAL_SITE": "T2 *"}, "CMS_LOCAL_SITE: value 'T2 *' contains * ? or [", id="experiment-glob"),
+    pytest.param({"CMS_LOCAL_SITE": "a\nb"}, "CMS_LOCAL_SITE: value 'a\\nb' contains a control", id="experiment-nl"),
+    pytest.param({"CMS_LOCAL_SITE": ["a", "b"]}, "CMS_LOCAL_SITE: a list is only taken", id="experiment-list"),
+    pytest.param({"CMS_LOCAL_SITE": {"a": 1}}, "CMS_LOCAL_SITE: expected a string", id="experiment-dict"),
     pytest.param(
         {"CVMFS_REPOSITORIES": ["atlas"]},
         "CVMFS_REPOSITORIES: 'atlas' is not a fully qualified repository name",
@@ -464,3 +472,48 @@ def test_filter_is_registered_and_documented(name, returns, sample):
 
 def test_every_cvmfs_filter_is_covered():
     assert {f[0] for f in FILTERS} == set(FilterModule().filters())
+
+
+def test_an_experiments_own_variables_are_written_beside_the_cvmfs_parameters():
+    """CMS sites set CMS_LOCAL_SITE where the client reads its configuration; the repository's variant symlink
+    resolves it. Lower case and mixed case are shell variable names too."""
+    text = cvmfs_default_local(
+        {"CVMFS_QUOTA_LIMIT": 4000, "CMS_LOCAL_SITE": "T2_XX_Example", "_site_tag": "it's", "cms_io": 1, "X": True}
+    )
+    assert text == (
+        "CVMFS_QUOTA_LIMIT='4000'\nCMS_LOCAL_SITE='T2_XX_Example'\n_site_tag='it'\\''s'\ncms_io='1'\nX='yes'\n"
+    )
+    assert sitekit_cvmfs.parse_parameters(text) == {
+        "CVMFS_QUOTA_LIMIT": "4000",
+        "CMS_LOCAL_SITE": "T2_XX_Example",
+        "_site_tag": "it's",
+        "cms_io": "1",
+        "X": "yes",
+    }
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"CMS-SITE": "x"}, "cvmfs_default_local: cvmfs_repository_config[cms.cern.ch]: parameter name 'CMS-SITE'"),
+        (
+            {"CMS_LOCAL_SITE": "a b "},
+            "cvmfs_default_local: cvmfs_repository_config[cms.cern.ch]: CMS_LOCAL_SITE: value",
+        ),
+    ],
+)
+def test_errors_name_the_inventory_variable_the_parameters_come_from(params, message):
+    with pytest.raises(AnsibleFilterError) as err:
+        cvmfs_default_local(params, None, "cvmfs_repository_config[cms.cern.ch]")
+    assert str(err.value).startswith(message), str(err.value)
+
+
+def test_the_clients_shell_reads_an_experiments_variable_back_and_ifs_would_break_the_read_back(tmp_path):
+    """CMS_LOCAL_SITE comes back from the client's /bin/sh + echo unchanged; a file that set IFS (refused) would make
+    the same echo split the next value."""
+    text = cvmfs_default_local({"CMS_LOCAL_SITE": "T2_XX_Ex ample", "CVMFS_QUOTA_LIMIT": 4000})
+    out = subprocess.run(["/bin/sh"], input=text + "echo $CMS_LOCAL_SITE\n", capture_output=True, text=True)
+    assert out.stdout == "T2_XX_Ex ample\n"
+    broken = "IFS='_'\n" + text + "echo $CMS_LOCAL_SITE\n"
+    out = subprocess.run(["/bin/sh"], input=broken, capture_output=True, text=True)
+    assert out.stdout != "T2_XX_Ex ample\n"

@@ -287,3 +287,9 @@ def test_module_runs_standalone_with_an_args_file(tmp_path, user):
     out = json.loads(proc.stdout)
     assert out["ready"] is False
     assert out["cause"] == f"the image {missing} does not exist"
+
+
+def test_a_minimum_version_that_is_no_version_is_refused_before_anything_runs(capsys, image, user):
+    code, out = run_main(capsys, {"image": image, "user": user, "minimum_version": "soon"})
+    assert_failed(code, out, "minimum_version: expected a version string such as 1.4.5, got 'soon'")
+    assert out["cause"] == "wrong module arguments"

@@ -67,7 +67,8 @@ def test_assignments(line, value):
 
 
 def test_comments_and_other_shell_lines_are_not_assignments():
-    assert cv.parse_parameters("# CVMFS_X=1\nif [ -n x ]; then\nFOO=1\n  CVMFS_Y=2\nfi\n") == {"CVMFS_Y": "2"}
+    text = "# CVMFS_X=1\nif [ -n x ]; then\nCMS_LOCAL_SITE=T2_XX\n  CVMFS_Y=2\nfi\n1X=2\nA-B=3\n"
+    assert cv.parse_parameters(text) == {"CMS_LOCAL_SITE": "T2_XX", "CVMFS_Y": "2"}
 
 
 def test_files_are_read_in_the_clients_order(tmp_path):

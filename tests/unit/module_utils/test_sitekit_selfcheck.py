@@ -308,11 +308,11 @@ def test_run_gives_the_launch_what_is_left_of_the_budget():
     ticks = iter([0.0, 2.5, 9.0])
     seen = {}
 
-    def launch(image, user, binds, timeout, apptainer, scratch_base, host_path_policy):
-        seen["timeout"] = timeout
+    def launch(image, user, binds, timeout, apptainer, scratch_base, host_path_policy, minimum_version):
+        seen.update(timeout=timeout, minimum_version=minimum_version)
         return ok("launch", seconds=1.0, checks={}, image=image)
 
-    config = sc.validate_config({"image": "/img", "timeout": 10})
+    config = sc.validate_config({"image": "/img", "timeout": 10, "minimum_version": "1.5.0"})
     result = sc.run(
         config,
         clock=lambda: next(ticks),
@@ -323,7 +323,7 @@ def test_run_gives_the_launch_what_is_left_of_the_budget():
             "launch": launch,
         },
     )
-    assert seen["timeout"] == 7.5
+    assert seen == {"timeout": 7.5, "minimum_version": "1.5.0"}
     assert result["ready"] and result["seconds"] == 9.0 and result["checked_at"] == 100
 
 
@@ -513,3 +513,39 @@ def test_an_open_file_limit_the_client_cannot_have_makes_the_node_not_ready():
     limit = {"ok": False, "cause": "Failed to set maximum number of open files: ...", "remedy": "set CVMFS_NFILES"}
     step = sc.judge_cvmfs({"repositories": [_real("wn1")], "nfiles": limit}, ["software.sitekit.lab"])
     assert not step["ok"] and step["cause"] == limit["cause"] and step["remedy"] == "set CVMFS_NFILES"
+
+
+def test_a_recorded_good_launch_with_an_apptainer_below_the_minimum_is_not_ready_with_the_upgrade():
+    """The recorded lab launch passes; the same launch by an Apptainer older than the minimum takes the node out, the
+    reason naming the advisory and the remedy the node's upgrade command."""
+    record = launch_record("ok-flat")
+    run = {k: record[k] for k in ("rc", "stdout", "stderr", "seconds", "timed_out", "leftover")}
+    parsed = sl.parse_probe_output(record["stdout"], record["token"])
+    result = sl.empty_result(record["inputs"]["image"], record["inputs"]["user"])
+    result["command"] = record["argv"]
+    targets = [sl.parse_bind(b)[1] for b in record["inputs"]["binds"]]
+    problem = sl.judge(
+        result,
+        run,
+        parsed,
+        marker=record["token"],
+        scratch=record["scratch"],
+        timeout=record["inputs"]["timeout"],
+        bind_targets=targets,
+        host_processes=record["host_processes"],
+    )
+    sl.add_version_check(result, sl.version_check("apptainer version 1.4.4-1.el9", "1.4.5", family="RedHat"))
+    step = sc.judge_launch(result, problem)
+    assert not step["ok"]
+    assert step["cause"].startswith("version: Apptainer 1.4.4-1.el9 is older than 1.4.5 (1.4.5 fixed GHSA-j3rw")
+    assert step["remedy"].startswith("upgrade Apptainer to 1.4.5 or newer: dnf upgrade apptainer")
+    sl.add_version_check(result, sl.version_check(record["recorded"]["apptainer"], "1.4.5"))
+    result.update(ready=True, cause=None, remedy=None)
+    assert sc.judge_launch(result, problem)["ok"]
+
+
+def test_the_minimum_version_defaults_to_the_launch_checks_and_must_be_a_version():
+    assert sc.validate_config({"image": "/img"})["minimum_version"] == sl.versions.APPTAINER_MINIMUM
+    assert sc.validate_config({"image": "/img", "minimum_version": ""})["minimum_version"] == ""
+    with pytest.raises(ValueError, match="minimum_version: expected a version string"):
+        sc.validate_config({"image": "/img", "minimum_version": "soon"})

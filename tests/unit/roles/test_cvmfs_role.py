@@ -39,6 +39,11 @@ PLAY = """
     - name: Show it
       ansible.builtin.debug:
         msg: "BEGIN{{ __cvmfs_default_local }}END"
+    - name: Show the override files
+      ansible.builtin.debug:
+        msg: >-
+          FILES{{ {'config.d': __cvmfs_repository_files, 'domain.d': __cvmfs_domain_files}
+                  | to_json | b64encode }}SELIF
 """
 
 
@@ -117,6 +122,55 @@ def test_a_cache_on_a_memory_filesystem_fails_naming_cvmfs_cache_base(tmp_path):
     out = re.sub(r"\s+", " ", run.stdout)
     assert run.returncode != 0 and "is on a memory filesystem (tmpfs" in out
     assert "Fix: set cvmfs_cache_base to a directory on a local disk" in out
+
+
+def override_files(run):
+    found = re.search(r"FILES(.*?)SELIF", run.stdout)
+    return json.loads(base64.b64decode(found.group(1))) if found else None
+
+
+EXPERIMENT = {
+    "cvmfs_default_local_extra": {"CMS_LOCAL_SITE": "T2_XX_Default"},
+    "cvmfs_repository_config": {"cms.cern.ch": {"CMS_LOCAL_SITE": "T2_XX_Lab", "CVMFS_QUOTA_LIMIT": 4000}},
+    "cvmfs_domain_config": {"cern.ch": {"CMS_LOCAL_SITE": "T2_XX_Domain"}},
+}
+
+
+def test_an_experiments_variable_is_written_to_default_local_and_to_the_override_files(tmp_path):
+    run, text = render(tmp_path, json.dumps(EXPERIMENT))
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert sitekit_cvmfs.parse_parameters(text)["CMS_LOCAL_SITE"] == "T2_XX_Default"
+    files = override_files(run)
+    assert sitekit_cvmfs.parse_parameters(files["config.d"]["cms.cern.ch"]) == {
+        "CMS_LOCAL_SITE": "T2_XX_Lab",
+        "CVMFS_QUOTA_LIMIT": "4000",
+    }
+    assert sitekit_cvmfs.parse_parameters(files["domain.d"]["cern.ch"]) == {"CMS_LOCAL_SITE": "T2_XX_Domain"}
+    for text in files["config.d"].values():
+        assert text.startswith("# ")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"cvmfs_default_local_extra": {"CMS-SITE": "x"}}, "cvmfs_default_local_extra: parameter name 'CMS-SITE'"),
+        (
+            {"cvmfs_repository_config": {"cms.cern.ch": {"IFS": ":"}}},
+            "cvmfs_repository_config[cms.cern.ch]: parameter name IFS is a variable the shell itself uses",
+        ),
+        (
+            {"cvmfs_domain_config": {"cern.ch": {"CMS_LOCAL_SITE": "T2 *"}}},
+            "cvmfs_domain_config[cern.ch]: CMS_LOCAL_SITE: value 'T2 *' contains * ? or [",
+        ),
+        ({"cvmfs_repository_config": {"../../etc/x": {"A": 1}}}, "Fix the keys ['../../etc/x']"),
+        ({"cvmfs_domain_config": {"CERN.CH": {"A": 1}}}, "Fix the keys ['CERN.CH']"),
+    ],
+    ids=["name-default-local", "shell-name-repository", "value-domain", "repository-key", "domain-key"],
+)
+def test_a_bad_name_value_or_key_fails_in_validation_naming_the_variable_and_the_key(tmp_path, extra, message):
+    run, _ = render(tmp_path, json.dumps(extra))
+    assert run.returncode != 0
+    assert message in re.sub(r"\s+", " ", run.stdout), run.stdout[-3000:]
 
 
 # --- the reload handler --------------------------------------------------------------------------
