@@ -61,7 +61,7 @@ def test_condor_reads_the_apptainer_settings_from_the_inventory(host, hostvars):
     assert knob("STARTD_CRON_SITEKIT_SELFCHECK_EXECUTABLE") == "/usr/local/sbin/sitekit-selfcheck"
     # The site's START (True here) is kept, and wrapped: the policy's refusal, readiness, the named images.
     start = knob("START")
-    assert start.startswith("((True) && !((TARGET.SitekitContainer =?= false))) && "), start
+    assert start.startswith("(((True) && !((TARGET.SitekitContainer =?= false))) && "), start
     assert "MY.SitekitReady =?= true" in start
     for image in hostvars["htcondor_apptainer_images"]:
         assert f'member("{image["name"]}", MY.SitekitImagesReady)' in start
@@ -389,9 +389,14 @@ VO_B = "/cvmfs/images.sitekit.lab/vo-b-debian12"
 VO_B_ORIGIN = "/srv/sitekit-origin/images.sitekit.lab/vo-b-debian12"
 
 
-def test_each_node_publishes_the_images_that_launch(hostvars, pool):
+def _images(node):
+    """The execute nodes' named images (htcondor_apptainer_images), as the self-check's settings hold them."""
+    return json.loads(node(WORKERS[0]).file("/usr/local/lib/sitekit/selfcheck.json").content_string)["images"]
+
+
+def test_each_node_publishes_the_images_that_launch(hostvars, pool, node):
     _central_manager(hostvars)
-    names = [image["name"] for image in hostvars["htcondor_apptainer_images"]]
+    names = [image["name"] for image in _images(node)]
     out = pool.cm.check_output("condor_status -af Machine SitekitImagesReady SitekitImagesFailed")
     for line in out.splitlines():
         machine, rest = line.split(" ", 1)
@@ -403,7 +408,8 @@ def test_each_node_publishes_the_images_that_launch(hostvars, pool):
 
 def test_a_broken_vo_image_holds_only_its_jobs(hostvars, pool, node, figures, playbook):
     _central_manager(hostvars)
-    period = hostvars["htcondor_apptainer_selfcheck_period"]
+    period = hostvars.get("htcondor_apptainer_selfcheck_period", 5)
+    settings = json.loads(node(WORKERS[0]).file("/usr/local/lib/sitekit/selfcheck.json").content_string)
     pool.cm.run_expect([0], f"chmod 0700 {VO_B_ORIGIN}")
     try:
         start = time.monotonic()
@@ -427,8 +433,8 @@ def test_a_broken_vo_image_holds_only_its_jobs(hostvars, pool, node, figures, pl
             "-e",
             json.dumps(
                 {
-                    "readiness_image": hostvars["htcondor_apptainer_default_image"],
-                    "readiness_images": hostvars["htcondor_apptainer_images"],
+                    "readiness_image": settings["image"],
+                    "readiness_images": settings["images"],
                     "readiness_binds": ["/cvmfs"],
                 }
             ),
