@@ -439,7 +439,9 @@ def test_a_broken_vo_image_holds_only_its_jobs(hostvars, pool, node, figures, pl
                 }
             ),
         )
-        flat = re.sub(r"\s+", " ", run.stdout)
+        # The table on stdout, the failure's message on stderr.
+        flat = re.sub(r"\s+", " ", run.stdout + run.stderr)
+        assert re.search(r"sk-htcondor-wn1 ok .* debian12,vo-a-debian12 vo-b-debian12 ", flat), flat[-2000:]
         assert run.returncode != 0 and "these images do not launch: vo-b-debian12" in flat, flat[-2000:]
         assert "vo-a-debian12" not in flat.split("these images do not launch:")[1][:200], flat[-2000:]
 
