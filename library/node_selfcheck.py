@@ -66,6 +66,30 @@ options:
         ready. The default, 1.4.5, fixed GHSA-j3rw-fx6g-q46j (CVE-2025-65105); empty leaves the version unjudged.
     type: str
     default: "1.4.5"
+  images:
+    description:
+      - Named images launched after the site image, the same way (one per VO, or per VO and OS); RV(images_ready)
+        names those that work. A broken one does not make the node not ready. Names are 1-64 letters, digits, C(.),
+        C(_) or C(-), unique without regard to case; paths are absolute.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: The image's name, what jobs test with C(member(name, SitekitImagesReady)).
+        type: str
+        required: true
+      path:
+        description: The image's absolute path on the node (a flat image directory or a SIF file).
+        type: str
+        required: true
+  gpus:
+    description:
+      - On a node with NVIDIA GPUs (C(/dev/nvidia<N>) or C(/proc/driver/nvidia/gpus)), run HTCondor's
+        C(condor_gpu_discovery -properties) and launch the site image with C(--nv) (RV(gpu)). A node without any skips
+        it, saying why.
+    type: bool
+    default: true
   fail_on_error:
     description: Fail the task when the node is not ready (the message is the reason); else only report.
     type: bool
@@ -143,6 +167,31 @@ checks:
   type: dict
   sample:
     kernel: {name: kernel, ok: true, detail: "debian13, kernel 6.12.57+deb13-amd64: container mode unprivileged"}
+images:
+  description: One row per named image (name, path, ok, seconds, image_os, reason).
+  returned: when O(images) is not empty
+  type: list
+  elements: dict
+  sample: [{name: vo-a, path: /cvmfs/images.sitekit.lab/vo-a, ok: true, seconds: 0.12}]
+images_ready:
+  description: The names of the named images that launched.
+  returned: when O(images) is not empty
+  type: list
+  elements: str
+  sample: [debian12, vo-a]
+images_failed:
+  description: The names of the named images that did not launch.
+  returned: when O(images) is not empty
+  type: list
+  elements: str
+  sample: []
+gpu:
+  description:
+    - The GPU check, C(count) (GPUs the driver shows), C(checked), C(ok) (null when skipped), C(discovered) (GPUs
+      HTCondor's discovery found) and C(detail) (the reason when skipped).
+  returned: always
+  type: dict
+  sample: {count: 0, checked: false, ok: null, discovered: null, detail: "skipped: no NVIDIA GPU on this node ..."}
 classad:
   description: The machine attributes the startd cron job publishes for this result.
   returned: always
@@ -173,6 +222,13 @@ def main():
             "apptainer": {"type": "path"},
             "host_path_policy": {"type": "str", "choices": ["warn", "fail"], "default": "warn"},
             "minimum_version": {"type": "str", "default": selfcheck.DEFAULTS["minimum_version"]},
+            "images": {
+                "type": "list",
+                "elements": "dict",
+                "default": [],
+                "options": {"name": {"type": "str", "required": True}, "path": {"type": "str", "required": True}},
+            },
+            "gpus": {"type": "bool", "default": True},
             "fail_on_error": {"type": "bool", "default": False},
         },
         supports_check_mode=True,

@@ -17,6 +17,12 @@ under one time budget, and turns them into one result (``summarize``) and a mach
 ``SitekitLaunchSeconds``, ``SitekitKernelVerdict``, ``SitekitPlatform``, ``SitekitImage``, ``SitekitCheckedAt``,
 ``SitekitCheckSeconds``.
 
+Two more, after the three: each named image of the site's list (one per VO, or per VO and OS) launched the same way
+(``SitekitImagesReady``: the names of those that work, a ClassAd list a job can test with ``member``;
+``SitekitImagesFailed``), and on a node with NVIDIA GPUs a launch with ``--nv`` (``sitekit_gpu`` finds them;
+``SitekitGPUs``, ``SitekitGPUCheck``; a node without any says so and skips it). Neither changes ``SitekitReady``:
+a broken VO image takes out only the jobs that need it.
+
 Startd cron output is read as old-syntax ClassAds: a backslash is kept literally except before a double quote (a
 lab startd showed ``"a\\\\b"`` as the four characters ``a\\\\b``), so a string cannot end in a backslash and
 ``\\n`` is no newline. ``classad_string`` therefore writes no backslash other than the one before an escaped quote,
@@ -29,6 +35,7 @@ import json
 import os
 import pwd
 import re
+import subprocess
 import sys
 import time
 
@@ -36,10 +43,12 @@ import time
 # sitekit's library directory (on sys.path).
 try:
     from ansible.module_utils import sitekit_cvmfs as cvmfs
+    from ansible.module_utils import sitekit_gpu as gpu
     from ansible.module_utils import sitekit_kernel as kernel
     from ansible.module_utils import sitekit_launch as launch
 except ImportError:
     import sitekit_cvmfs as cvmfs
+    import sitekit_gpu as gpu
     import sitekit_kernel as kernel
     import sitekit_launch as launch
 
@@ -57,7 +66,15 @@ DEFAULTS = {
     "host_path_policy": launch.HOST_PATH_POLICY,
     # The oldest Apptainer the node may run (the launch check's version check); empty leaves it unjudged.
     "minimum_version": launch.versions.APPTAINER_MINIMUM,
+    "images": [],
+    "gpus": True,
 }
+# An image's name: what jobs test with member(name, SitekitImagesReady) (ClassAd strings compare without case).
+IMAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# What Apptainer needs to give a job the node's NVIDIA GPUs.
+GPU_ARGS = ("--nv",)
+# HTCondor's GPU discovery tool (EL and HTCondor's packages; Debian's packages).
+GPU_DISCOVERY = ("/usr/libexec/condor/condor_gpu_discovery", "/usr/lib/condor/libexec/condor_gpu_discovery")
 CHECK_ORDER = ("kernel", "cvmfs", "launch")
 # The longest SitekitReason published; the JSON output keeps the whole text.
 REASON_CHARS = 1000
@@ -115,7 +132,37 @@ def validate_config(raw):
     apptainer = config["apptainer"]
     if apptainer is not None and (not isinstance(apptainer, str) or not apptainer.startswith("/")):
         raise ValueError(f"apptainer: give the absolute path of the Apptainer binary, or null, got {apptainer!r}")
+    config["images"] = validate_images(config["images"])
+    if not isinstance(config["gpus"], bool):
+        raise ValueError(
+            f"gpus: give true (a launch with --nv where the node has NVIDIA GPUs) or false, got {config['gpus']!r}"
+        )
     return config
+
+
+def validate_images(images):
+    """The named images as a list of {"name", "path"}; raises ValueError naming the bad entry and the fix."""
+    if not isinstance(images, list):
+        raise ValueError(f"images: give a list of {{name, path}}, got {type(images).__name__}")
+    seen = {}
+    for index, entry in enumerate(images):
+        if not isinstance(entry, dict) or set(entry) != {"name", "path"}:
+            raise ValueError(f"images[{index}]: give exactly a name and a path, got {entry!r}")
+        name, path = entry["name"], entry["path"]
+        if not isinstance(name, str) or not IMAGE_NAME.match(name):
+            raise ValueError(
+                f"images[{index}].name: give 1-64 letters, digits, '.', '_' or '-' starting with a letter or digit "
+                f"(e.g. cms-el9), got {name!r}"
+            )
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise ValueError(f"images[{index}].path ({name}): give the image's absolute path on the node, got {path!r}")
+        if name.lower() in seen:
+            raise ValueError(
+                f"images[{index}].name: {name!r} is already images[{seen[name.lower()]}]'s name "
+                "(names are compared without case, as ClassAd strings are): give each image its own name"
+            )
+        seen[name.lower()] = index
+    return [{"name": e["name"], "path": e["path"]} for e in images]
 
 
 def load_config(path=CONFIG_PATH):
@@ -223,8 +270,60 @@ def judge_launch(result, problem=None):
     return _step("launch", True, detail, **extra)
 
 
-def summarize(kernel_step, cvmfs_step, launch_step, checked_at, seconds):
-    """One result from the three judged checks; the reason is the first failing check's cause and remedy."""
+def judge_image(name, path, launch_step):
+    """One named image's row from its launch step (``launch_check``'s, or ``not_run``'s)."""
+    return {
+        "name": name,
+        "path": path,
+        "ok": launch_step["ok"],
+        "seconds": launch_step.get("seconds"),
+        "image_os": launch_step.get("image_os"),
+        "reason": None if launch_step["ok"] else f"{launch_step['cause'] or launch_step['detail']}",
+    }
+
+
+def judge_gpu(detected, discovery=None, launch_step=None, enabled=True):
+    """The GPU check: ``detected`` is ``sitekit_gpu.detect``'s result, ``discovery`` HTCondor's discovery parsed
+    (``sitekit_gpu.parse_discovery``, or None where it did not run), ``launch_step`` the launch with ``--nv``.
+
+    A node without NVIDIA GPUs, or with the check off, is skipped (``checked`` false) with the reason; on a GPU node
+    the check passes when the launch with ``--nv`` works and HTCondor's discovery finds as many GPUs as the driver.
+    """
+    count = detected["count"]
+    row = {"count": count, "checked": False, "ok": None, "discovered": None, "detail": ""}
+    if not enabled:
+        row["detail"] = "skipped: GPU checks are off (htcondor_apptainer_gpus: false)"
+        return row
+    if not count:
+        row["detail"] = f"skipped: {detected['reason']}"
+        return row
+    row["checked"] = True
+    problems = []
+    if discovery is not None:
+        row["discovered"] = len(discovery["ids"])
+        if discovery["error"]:
+            problems.append(f"condor_gpu_discovery: {discovery['error']}")
+        elif len(discovery["ids"]) != count:
+            problems.append(
+                f"condor_gpu_discovery finds {len(discovery['ids'])} GPUs where the driver shows {count}: "
+                "check the driver (nvidia-smi) and the CUDA library HTCondor loads"
+            )
+    if launch_step is not None and not launch_step["ok"]:
+        problems.append(f"a launch with --nv fails: {launch_step['cause'] or launch_step['detail']}")
+    row["ok"] = not problems
+    names = sorted({d.get("DeviceName", "") for d in (discovery or {}).get("devices", [])} - {""})
+    row["detail"] = "; ".join(problems) or (
+        f"{count} NVIDIA GPU(s){' (' + ', '.join(names) + ')' if names else ''}, a launch with --nv works"
+    )
+    return row
+
+
+def summarize(kernel_step, cvmfs_step, launch_step, checked_at, seconds, images=None, gpu=None):
+    """One result from the three judged checks; the reason is the first failing check's cause and remedy.
+
+    ``images`` (``judge_image`` rows) and ``gpu`` (``judge_gpu``'s row), where given, are added as they are: they
+    do not change ``ready``.
+    """
     steps = {"kernel": kernel_step, "cvmfs": cvmfs_step, "launch": launch_step}
     failed = next((steps[n] for n in CHECK_ORDER if not steps[n]["ok"]), None)
     reason = "ready"
@@ -232,7 +331,7 @@ def summarize(kernel_step, cvmfs_step, launch_step, checked_at, seconds):
         reason = f"{failed['name']}: {failed['cause'] or failed['detail']}"
         if failed["remedy"]:
             reason += f". Remedy: {failed['remedy']}"
-    return {
+    result = {
         "ready": failed is None,
         "reason": reason,
         "failed_check": failed["name"] if failed else "",
@@ -244,6 +343,13 @@ def summarize(kernel_step, cvmfs_step, launch_step, checked_at, seconds):
         "seconds": round(seconds, 3),
         "checks": steps,
     }
+    if images is not None:
+        result["images"] = images
+        result["images_ready"] = [row["name"] for row in images if row["ok"]]
+        result["images_failed"] = [row["name"] for row in images if not row["ok"]]
+    if gpu is not None:
+        result["gpu"] = gpu
+    return result
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,6 +391,7 @@ def launch_check(
     scratch_base="/tmp",
     host_path_policy=None,
     minimum_version=launch.versions.APPTAINER_MINIMUM,
+    extra_args=(),
 ):
     """Launch ``image`` the way a pilot does (``sitekit_launch.launch``), as ``user`` when run as root, else as
     oneself; forwards no host PATH (a startd cron job has none of a pilot's)."""
@@ -300,6 +407,7 @@ def launch_check(
             scratch_base=scratch_base,
             host_path_policy=host_path_policy,
             minimum_version=minimum_version,
+            extra_args=extra_args,
         )
     except launch.LaunchArgumentError as exc:
         result, problem = launch.empty_result(image, user), str(exc)
@@ -307,14 +415,79 @@ def launch_check(
     return judge_launch(result, problem)
 
 
+def gpu_discovery(timeout):
+    """HTCondor's own GPU discovery (``condor_gpu_discovery -properties``) parsed, or None where it is not installed
+    or did not answer; a run that fails is reported as the discovery's error."""
+    binary = next((p for p in GPU_DISCOVERY if os.access(p, os.X_OK)), None)
+    if binary is None:
+        return None
+    try:
+        done = subprocess.run(
+            [binary, "-properties"], capture_output=True, text=True, timeout=max(1, timeout), check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return {"ids": [], "devices": [], "common": {}, "error": f"{binary} did not answer: {exc}"}
+    try:
+        return gpu.parse_discovery(done.stdout)
+    except ValueError as exc:
+        return {"ids": [], "devices": [], "common": {}, "error": f"{exc} (rc {done.returncode})"}
+
+
+def gpu_check(config, remaining, root="/"):
+    """The GPU check of this node: skipped without NVIDIA GPUs; else HTCondor's discovery and a launch with --nv."""
+    detected = gpu.detect(root)
+    if not config["gpus"] or not detected["count"]:
+        return judge_gpu(detected, enabled=config["gpus"])
+    if remaining() < 1:
+        return judge_gpu(detected, None, not_run("gpu", "the time budget was used up before the GPU launch"))
+    discovery = gpu_discovery(min(10, remaining()))
+    step = launch_check(
+        config["image"],
+        config["user"],
+        config["binds"],
+        max(1, remaining()),
+        config["apptainer"],
+        config["scratch_base"],
+        config["host_path_policy"],
+        minimum_version=config["minimum_version"],
+        extra_args=GPU_ARGS,
+    )
+    return judge_gpu(detected, discovery, step)
+
+
+def images_check(config, main_step, remaining, launch_fn):
+    """Launch each named image as the main launch does (one already launched there is not launched twice)."""
+    rows = []
+    for entry in config["images"]:
+        if entry["path"] == config["image"]:
+            step = main_step
+        elif remaining() < 1:
+            step = not_run("launch", f"the time budget was used up before image {entry['name']} could be launched")
+        else:
+            step = launch_fn(
+                entry["path"],
+                config["user"],
+                config["binds"],
+                remaining(),
+                config["apptainer"],
+                config["scratch_base"],
+                config["host_path_policy"],
+                minimum_version=config["minimum_version"],
+            )
+        rows.append(judge_image(entry["name"], entry["path"], step))
+    return rows
+
+
 def run(config, root="/", clock=time.monotonic, now=time.time, checks=None):
-    """Run the three checks under ``config['timeout']`` seconds in all; returns ``summarize``'s result.
+    """Run the checks under ``config['timeout']`` seconds in all; returns ``summarize``'s result.
 
     ``checks`` replaces the check functions (tests): a dict with any of kernel(root), cvmfs(repositories,
-    mountpoint, remaining) and launch(image, user, binds, timeout, apptainer, scratch_base, host_path_policy,
-    minimum_version=...).
+    mountpoint, remaining), launch(image, user, binds, timeout, apptainer, scratch_base, host_path_policy,
+    minimum_version=...) (also used for each named image) and gpu(config, remaining).
     """
-    checks = dict({"kernel": kernel_check, "cvmfs": cvmfs_check, "launch": launch_check}, **(checks or {}))
+    checks = dict(
+        {"kernel": kernel_check, "cvmfs": cvmfs_check, "launch": launch_check, "gpu": gpu_check}, **(checks or {})
+    )
     start = clock()
     deadline = start + config["timeout"]
 
@@ -338,8 +511,10 @@ def run(config, root="/", clock=time.monotonic, now=time.time, checks=None):
             config["host_path_policy"],
             minimum_version=config["minimum_version"],
         )
+    images = images_check(config, launch_step, remaining, checks["launch"]) if config["images"] else None
+    gpu_row = checks["gpu"](config, remaining)
     # The verdict's time is when the checks ended: a slow check does not make a fresh verdict look old.
-    return summarize(kernel_step, cvmfs_step, launch_step, now(), clock() - start)
+    return summarize(kernel_step, cvmfs_step, launch_step, now(), clock() - start, images, gpu_row)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -366,6 +541,11 @@ def classad_real(value):
     return "undefined" if value is None else f"{float(value):.3f}"
 
 
+def classad_list(names):
+    """Names as a ClassAd list of strings, e.g. ``{"cms-el9", "atlas"}`` (``member("atlas", ...)`` tests it)."""
+    return "{" + ", ".join(classad_string(n) for n in names) + "}"
+
+
 def to_classad(result, update=True):
     """The machine attributes a startd cron job publishes, one ``Name = value`` per line, then the end-of-ad line."""
     lines = [
@@ -379,6 +559,12 @@ def to_classad(result, update=True):
         f"SitekitCheckedAt = {int(result['checked_at'])}",
         f"SitekitCheckSeconds = {classad_real(result['seconds'])}",
     ]
+    if "images" in result:
+        lines.append(f"SitekitImagesReady = {classad_list(result['images_ready'])}")
+        lines.append(f"SitekitImagesFailed = {classad_list(result['images_failed'])}")
+    if "gpu" in result:
+        lines.append(f"SitekitGPUs = {int(result['gpu']['count'])}")
+        lines.append(f"SitekitGPUCheck = {classad_string(result['gpu']['detail'])}")
     lines.append("- update:true" if update else "-")
     return "\n".join(lines) + "\n"
 
@@ -406,6 +592,12 @@ def to_text(result):
     lines = [f"sitekit self-check: {state} ({result['seconds']:.2f} s)"]
     for name, step in result["checks"].items():
         lines.append(f"  {name:<7} {'ok' if step['ok'] else 'FAIL':<5} {step['detail']}")
+    for row in result.get("images", []):
+        detail = f"{row['path']} in {row['seconds']:.2f} s" if row["ok"] else f"{row['path']}: {row['reason']}"
+        lines.append(f"  image   {'ok' if row['ok'] else 'FAIL':<5} {row['name']}: {detail}")
+    if "gpu" in result:
+        state = "-" if result["gpu"]["ok"] is None else ("ok" if result["gpu"]["ok"] else "FAIL")
+        lines.append(f"  gpu     {state:<5} {result['gpu']['detail']}")
     if not result["ready"]:
         lines.append(f"reason: {result['reason']}")
     return "\n".join(lines) + "\n"

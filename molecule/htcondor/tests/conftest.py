@@ -121,6 +121,7 @@ echo "pid1=$(cat /proc/1/comm)"
 echo "cvmfs=$(ls /cvmfs/images.sitekit.lab 2>&1 | tr '\n' ' ')"
 echo "machine=$(sed -n 's/^Machine = "\(.*\)"$/\1/p' "$_CONDOR_MACHINE_AD")"
 echo "tmp=$(stat -c %U /tmp)"
+echo "image=$(cat /etc/sitekit-test-image 2>/dev/null)"
 """
 
 
@@ -148,6 +149,14 @@ class Pool:
         cmd = f"cd {self.home} && printf %s {shlex.quote(sub)} | condor_submit -terse -"
         out = self.cm.check_output(f"su {SUBMITTER} -s /bin/sh -c {shlex.quote(cmd)}")
         return int(re.match(r"(\d+)\.", out.strip()).group(1))
+
+    def state(self, cluster):
+        """The cluster's first job's JobStatus (1 idle, 2 running, 5 held), or None once it left the queue."""
+        out = self.cm.check_output(f"condor_q {cluster} -af JobStatus").split()
+        return int(out[0]) if out else None
+
+    def remove(self, cluster):
+        self.cm.run(f"condor_rm {cluster}")
 
     def wait(self, cluster, count, limit=180):
         """Wait until the cluster's jobs left the queue; returns their history ads (ProcId order)."""

@@ -8,6 +8,7 @@ the image on it goes away (lab nodes share this machine's kernel, so no kernel s
 
 import json
 import re
+import shlex
 import time
 
 import pytest
@@ -58,9 +59,13 @@ def test_condor_reads_the_apptainer_settings_from_the_inventory(host, hostvars):
     period = hostvars["htcondor_apptainer_selfcheck_period"]
     assert knob("STARTD_CRON_SITEKIT_SELFCHECK_PERIOD") == str(period)
     assert knob("STARTD_CRON_SITEKIT_SELFCHECK_EXECUTABLE") == "/usr/local/sbin/sitekit-selfcheck"
-    # The site's START (True here) is kept, and wrapped.
-    assert knob("START").startswith("(True) && ")
-    assert "MY.SitekitReady =?= true" in knob("START")
+    # The site's START (True here) is kept, and wrapped: the policy's refusal, readiness, the named images.
+    start = knob("START")
+    assert start.startswith("(((True) && !((TARGET.SitekitContainer =?= false))) && "), start
+    assert "MY.SitekitReady =?= true" in start
+    for image in hostvars["htcondor_apptainer_images"]:
+        assert f'member("{image["name"]}", MY.SitekitImagesReady)' in start
+    assert knob("SitekitContainerPolicy") == '"all"'
 
 
 def test_the_self_check_command_proves_the_node_ready(host, hostvars):
@@ -123,6 +128,30 @@ BAD_INPUT = [
     (
         {"htcondor_apptainer_selfcheck_period": "soon"},
         "htcondor_apptainer_selfcheck_period",
+    ),
+    (
+        {"htcondor_apptainer_policy": "sometimes"},
+        "value of htcondor_apptainer_policy must be one of: all, opt_in, none, got: sometimes",
+    ),
+    (
+        {"htcondor_apptainer_images": [{"name": "cms-el9", "path": "cvmfs/cms/el9"}]},
+        "htcondor_apptainer_images must be a list of {name, path}: each name 1-64 letters, digits, '.', '_' or '-' "
+        "starting with a letter or digit, used once (compared without case, as ClassAd strings are), each path the "
+        "image's absolute path on the node, without spaces, commas or quotes "
+        '(got names ["cms-el9"] and paths ["cvmfs/cms/el9"])',
+    ),
+    (
+        {
+            "htcondor_apptainer_images": [
+                {"name": "cms-el9", "path": "/cvmfs/a"},
+                {"name": "CMS-el9", "path": "/cvmfs/b"},
+            ]
+        },
+        'got names ["cms-el9", "CMS-el9"] and paths ["/cvmfs/a", "/cvmfs/b"]). Fix the entry',
+    ),
+    (
+        {"htcondor_apptainer_images": {"cms-el9": "/cvmfs/a"}},
+        "htcondor_apptainer_images",
     ),
 ]
 
@@ -239,3 +268,250 @@ def test_a_broken_node_leaves_the_pool_and_returns_by_itself(hostvars, pool, nod
     )
     figures["repaired_node_back_in_pool_s"] = back
     assert back is not None and back <= 2 * period + 3, f"the node should return by itself: {back}"
+
+
+# ---------------------------------------------------------------------------------------------
+# What HTCondor itself advertises about containers, next to the self-check's verdict
+# ---------------------------------------------------------------------------------------------
+def test_htcondor_container_attributes_agree_with_the_self_check(hostvars, pool, node):
+    """HasSingularity and SingularityVersion (HTCondor's own test of Apptainer at startd start) and SitekitReady
+    say the same of every execute slot, and the version is the node's Apptainer."""
+    _central_manager(hostvars)
+    attrs = ("Machine", "HasSingularity", "SingularityVersion", "SitekitReady", "SitekitContainerPolicy")
+    out = pool.cm.check_output(f"condor_status -af:, {' '.join(attrs)}")
+    rows = [dict(zip(attrs, (v.strip() for v in line.split(",")))) for line in out.splitlines()]
+    assert sorted(r["Machine"] for r in rows) == ["wn1", "wn2"], out
+    for row in rows:
+        version = node(f"sk-htcondor-{row['Machine']}").check_output("apptainer --version")
+        assert row["HasSingularity"] == "true" and row["SitekitReady"] == "true", row
+        assert row["SingularityVersion"] == version, (row, version)
+        assert row["SitekitContainerPolicy"] == hostvars.get("htcondor_apptainer_policy", "all"), row
+
+
+# ---------------------------------------------------------------------------------------------
+# The three policies, with real jobs
+# ---------------------------------------------------------------------------------------------
+DEFAULT_IMAGE_MARKER = "sitekit lab test image (bookworm)"
+VO_A = "/cvmfs/images.sitekit.lab/vo-a-debian12"
+# One job of each kind: its submit lines, and per policy what must happen (an image marker, "bare", or "idle").
+JOB_KINDS = {
+    "own_image": f'+SingularityImage = "{VO_A}"\n',
+    "plain": "",
+    "asks_container": "+SitekitContainer = true\n",
+    "asks_none": "+SitekitContainer = false\n",
+}
+EXPECTED = {
+    "all": {
+        "own_image": "sitekit lab test image vo-a-debian12",
+        "plain": DEFAULT_IMAGE_MARKER,
+        "asks_container": DEFAULT_IMAGE_MARKER,
+        "asks_none": "idle",
+    },
+    "opt_in": {
+        "own_image": "sitekit lab test image vo-a-debian12",
+        "plain": "bare",
+        "asks_container": DEFAULT_IMAGE_MARKER,
+        "asks_none": "bare",
+    },
+    "none": {"own_image": "idle", "plain": "bare", "asks_container": "idle", "asks_none": "bare"},
+}
+
+
+def _apply_policy(playbook, policy):
+    run = playbook(
+        "playbooks/htcondor.yml",
+        "-l",
+        "worker_nodes",
+        "--tags",
+        "htcondor_apptainer_config",
+        "-e",
+        f"htcondor_apptainer_policy={policy}",
+    )
+    assert run.returncode == 0, run.stdout[-3000:]
+
+
+@pytest.fixture
+def policy_restored(request, playbook, hostvars):
+    """Put the inventory's policy back on the execute nodes after a test that switched it."""
+    yield
+    inventory = hostvars.get("htcondor_apptainer_policy", "all")
+    if request.node.callspec.params["policy"] != inventory:
+        _apply_policy(playbook, inventory)
+
+
+@pytest.mark.parametrize("policy", ["all", "opt_in", "none"])
+def test_each_policy_runs_the_jobs_it_allows_where_it_allows_them(
+    hostvars, pool, node, figures, playbook, policy, policy_restored
+):
+    _central_manager(hostvars)
+    if policy != hostvars.get("htcondor_apptainer_policy", "all"):
+        _apply_policy(playbook, policy)
+
+    def published():
+        rows = pool.status("true", "Machine", "SitekitContainerPolicy", "SitekitReady", "State")
+        return sorted(rows) == [["wn1", policy, "true", "Unclaimed"], ["wn2", policy, "true", "Unclaimed"]]
+
+    assert _wait(published, 60) is not None, pool.cm.check_output(
+        "condor_status -af Machine SitekitContainerPolicy State"
+    )
+    start = time.monotonic()
+    clusters = {kind: pool.submit(1, extra) for kind, extra in JOB_KINDS.items()}
+    expected = EXPECTED[policy]
+    waits = {}
+    for kind, cluster in clusters.items():
+        if expected[kind] == "idle":
+            continue
+        (ad,) = pool.wait(cluster, 1)
+        assert ad["ExitCode"] == "0", (kind, ad)
+        waits[kind] = int(ad["JobCurrentStartDate"]) - int(ad["QDate"])
+        out = pool.output(cluster, 0)
+        if expected[kind] == "bare":
+            # On the node itself: its own OS, no image marker, the node's processes in view.
+            assert out["os"].startswith("Debian GNU/Linux 13") and out["image"] == "", (kind, out)
+            assert int(out["procs"]) > 5, (kind, out)
+        else:
+            assert out["image"] == expected[kind], (kind, out)
+            assert out["os"].startswith("Debian GNU/Linux 12") and out["cwd"] == "/srv", (kind, out)
+    # The refused ones: still idle after at least three negotiation cycles (NEGOTIATOR_INTERVAL 10 s).
+    refused = [kind for kind in JOB_KINDS if expected[kind] == "idle"]
+    time.sleep(max(0.0, 30 - (time.monotonic() - start)))
+    for kind in refused:
+        assert pool.state(clusters[kind]) == 1, f"{policy}: the {kind} job must not match"
+        pool.remove(clusters[kind])
+    figures[f"policy_{policy}_submit_to_start_s"] = waits
+    figures[f"policy_{policy}_refused_jobs"] = refused
+
+
+# ---------------------------------------------------------------------------------------------
+# Images per VO: a broken image takes out only the jobs that need it
+# ---------------------------------------------------------------------------------------------
+VO_B = "/cvmfs/images.sitekit.lab/vo-b-debian12"
+VO_B_ORIGIN = "/srv/sitekit-origin/images.sitekit.lab/vo-b-debian12"
+
+
+def _images(node):
+    """The execute nodes' named images (htcondor_apptainer_images), as the self-check's settings hold them."""
+    return json.loads(node(WORKERS[0]).file("/usr/local/lib/sitekit/selfcheck.json").content_string)["images"]
+
+
+def test_each_node_publishes_the_images_that_launch(hostvars, pool, node):
+    _central_manager(hostvars)
+    names = [image["name"] for image in _images(node)]
+    out = pool.cm.check_output("condor_status -af Machine SitekitImagesReady SitekitImagesFailed")
+    for line in out.splitlines():
+        machine, rest = line.split(" ", 1)
+        ready = re.findall(r'"([^"]+)"', rest.split("}")[0])
+        assert ready == names and rest.rstrip().endswith("{  }"), line
+        # A job can test it: member() on the published list.
+        assert pool.status(f'Machine == "{machine}" && member("vo-b-debian12", SitekitImagesReady)', "Machine")
+
+
+def test_a_broken_vo_image_holds_only_its_jobs(hostvars, pool, node, figures, playbook):
+    _central_manager(hostvars)
+    period = hostvars.get("htcondor_apptainer_selfcheck_period", 5)
+    settings = json.loads(node(WORKERS[0]).file("/usr/local/lib/sitekit/selfcheck.json").content_string)
+    pool.cm.run_expect([0], f"chmod 0700 {VO_B_ORIGIN}")
+    try:
+        start = time.monotonic()
+
+        def vo_b_failed():
+            rows = pool.status("true", "SitekitImagesFailed", "SitekitReady")
+            return len(rows) == 2 and all(r == ["{", '"vo-b-debian12"', "}", "true"] for r in rows)
+
+        seen = _wait(vo_b_failed, 6 * period, step=0.25)
+        figures["broken_vo_image_published_s"] = seen
+        assert seen is not None, pool.cm.check_output(
+            "condor_status -af Machine SitekitImagesReady SitekitImagesFailed"
+        )
+        # The node stays ready: HTCondor's own attribute and SitekitReady both still say so.
+        assert pool.status("HasSingularity && SitekitReady", "Machine") and len(pool.status("true", "Machine")) == 2
+        # validate.yml sees the same: the node fails, naming the broken image and why.
+        run = playbook(
+            "playbooks/validate.yml",
+            "-l",
+            "worker_nodes[0]",
+            "-e",
+            json.dumps(
+                {
+                    "readiness_image": settings["image"],
+                    "readiness_images": settings["images"],
+                    "readiness_binds": ["/cvmfs"],
+                }
+            ),
+        )
+        # The table on stdout, the failure's message on stderr.
+        flat = re.sub(r"\s+", " ", run.stdout + run.stderr)
+        assert re.search(r"sk-htcondor-wn1 ok .* debian12,vo-a-debian12 vo-b-debian12 ", flat), flat[-2000:]
+        assert run.returncode != 0 and "these images do not launch: vo-b-debian12" in flat, flat[-2000:]
+        assert "vo-a-debian12" not in flat.split("these images do not launch:")[1][:200], flat[-2000:]
+
+        broken = pool.submit(1, f'+SingularityImage = "{VO_B}"\n')
+        other = pool.submit(1, f'+SingularityImage = "{VO_A}"\n')
+        (ad,) = pool.wait(other, 1)
+        assert pool.output(other, 0)["image"] == "sitekit lab test image vo-a-debian12"
+        time.sleep(max(0.0, 25 - (time.monotonic() - start)))
+        assert pool.state(broken) == 1, "the job needing the broken image must wait"
+    finally:
+        pool.cm.run_expect([0], f"chmod 0755 {VO_B_ORIGIN}")
+    repaired = time.monotonic()
+    (ad,) = pool.wait(broken, 1, limit=120)
+    figures["broken_vo_image_job_started_after_repair_s"] = round(time.monotonic() - repaired, 1)
+    assert ad["ExitCode"] == "0" and pool.output(broken, 0)["image"] == "sitekit lab test image vo-b-debian12"
+
+
+def test_validate_launches_every_named_image(hostvars, playbook):
+    _execute(hostvars)
+    if hostvars["inventory_hostname"] != WORKERS[0]:
+        pytest.skip("one execute node is enough")
+    run = playbook(
+        "playbooks/validate.yml",
+        "-e",
+        json.dumps(
+            {
+                "readiness_image": hostvars["htcondor_apptainer_default_image"],
+                "readiness_images": hostvars["htcondor_apptainer_images"],
+                "readiness_binds": ["/cvmfs"],
+            }
+        ),
+    )
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "debian12,vo-a-debian12,vo-b-debian12" in run.stdout, run.stdout[-3000:]
+
+
+def test_self_check_time_with_one_and_three_images(host, hostvars, figures):
+    _execute(hostvars)
+    if hostvars["inventory_hostname"] != WORKERS[0]:
+        pytest.skip("one execute node is enough")
+    settings = json.loads(host.file("/usr/local/lib/sitekit/selfcheck.json").content_string)
+    seconds = {}
+    for count, images in ((1, []), (3, settings["images"])):
+        assert len({i["path"] for i in images} | {settings["image"]}) == count
+        config = f"/tmp/sitekit-selfcheck-{count}.json"
+        host.run_expect(
+            [0], f"printf %s {shlex.quote(json.dumps(dict(settings, images=images, timeout=30)))} > {config}"
+        )
+        runs = []
+        for _ in range(5):
+            result = json.loads(host.check_output(f"/usr/local/sbin/sitekit-selfcheck --json --config {config}"))
+            assert result["ready"], result["reason"]
+            assert result.get("images_ready", []) == [i["name"] for i in images]
+            runs.append(result["seconds"])
+        seconds[count] = sorted(runs)[2]
+    figures["selfcheck_median_s_by_images"] = seconds
+    assert seconds[3] < hostvars["htcondor_apptainer_selfcheck_timeout"], seconds
+
+
+# ---------------------------------------------------------------------------------------------
+# GPUs: this lab has none; the node says so and skips the GPU launch
+# ---------------------------------------------------------------------------------------------
+def test_a_node_without_gpus_skips_the_gpu_check_and_says_why(host, hostvars):
+    _execute(hostvars)
+    if host.run("ls /dev/nvidia0 /proc/driver/nvidia/gpus").rc == 0:
+        pytest.skip("this node has an NVIDIA GPU: the skip is for nodes without")
+    assert "use feature : GPUs" in host.file(CONFIG).content_string
+    assert host.check_output("condor_config_val MACHINE_RESOURCE_INVENTORY_GPUs").find("condor_gpu_discovery") >= 0
+    result = json.loads(host.check_output("/usr/local/sbin/sitekit-selfcheck --json"))
+    assert result["gpu"]["count"] == 0 and result["gpu"]["checked"] is False
+    assert result["gpu"]["detail"].startswith("skipped: no NVIDIA GPU on this node"), result["gpu"]
+    ad = host.check_output("/usr/local/sbin/sitekit-selfcheck --classad")
+    assert "SitekitGPUs = 0\n" in ad and 'SitekitGPUCheck = "skipped: no NVIDIA GPU' in ad

@@ -549,3 +549,164 @@ def test_the_minimum_version_defaults_to_the_launch_checks_and_must_be_a_version
     assert sc.validate_config({"image": "/img", "minimum_version": ""})["minimum_version"] == ""
     with pytest.raises(ValueError, match="minimum_version: expected a version string"):
         sc.validate_config({"image": "/img", "minimum_version": "soon"})
+
+
+# ---------------------------------------------------------------------------------------------
+# Named images and GPUs
+# ---------------------------------------------------------------------------------------------
+IMAGES = [
+    {"name": "cms-el9", "path": "/cvmfs/img/cms-el9"},
+    {"name": "atlas", "path": "/cvmfs/img/atlas"},
+    {"name": "site", "path": "/img"},
+]
+
+
+@pytest.mark.parametrize(
+    ("images", "message"),
+    [
+        ({"cms": "/cvmfs/x"}, "images: give a list of {name, path}, got dict"),
+        ([{"name": "cms"}], "images[0]: give exactly a name and a path"),
+        ([{"name": "-cms", "path": "/x"}], "images[0].name: give 1-64 letters"),
+        ([{"name": "cms", "path": "cvmfs/x"}], "images[0].path (cms): give the image's absolute path"),
+        (
+            [{"name": "cms", "path": "/a"}, {"name": "CMS", "path": "/b"}],
+            "images[1].name: 'CMS' is already images[0]'s name",
+        ),
+    ],
+)
+def test_bad_image_lists_are_refused_naming_the_entry(images, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        sc.validate_config({"image": "/img", "images": images})
+
+
+def fake_launches(broken=()):
+    launched = []
+
+    def launch(image, user, binds, timeout, apptainer, scratch_base, host_path_policy, minimum_version=None):
+        launched.append(image)
+        if image in broken:
+            return bad("launch", f"{image}: permission denied", seconds=None, checks=None, image=image)
+        return ok("launch", seconds=0.1, checks={}, image=image, image_os="Debian GNU/Linux 12 (bookworm)")
+
+    return launched, launch
+
+
+def run_with(config, launch, gpu_row=None):
+    return sc.run(
+        sc.validate_config(config),
+        now=lambda: 1,
+        checks={
+            "kernel": lambda root: ok("kernel", mode="unprivileged", platform="x"),
+            "cvmfs": lambda repos, mnt, remaining: ok("cvmfs"),
+            "launch": launch,
+            "gpu": lambda config, remaining: gpu_row or sc.judge_gpu({"count": 0, "reason": "none here"}),
+        },
+    )
+
+
+def test_each_named_image_is_launched_once_and_a_broken_one_leaves_the_node_ready():
+    launched, launch = fake_launches(broken={"/cvmfs/img/atlas"})
+    result = run_with({"image": "/img", "images": IMAGES}, launch)
+    # The site image is launched once, as the main launch.
+    assert launched == ["/img", "/cvmfs/img/cms-el9", "/cvmfs/img/atlas"]
+    assert result["ready"] and result["images_ready"] == ["cms-el9", "site"]
+    assert result["images_failed"] == ["atlas"]
+    (atlas,) = [row for row in result["images"] if row["name"] == "atlas"]
+    assert "permission denied" in atlas["reason"]
+    ad = sc.to_classad(result)
+    assert 'SitekitImagesReady = {"cms-el9", "site"}\n' in ad and 'SitekitImagesFailed = {"atlas"}\n' in ad
+    assert "image   FAIL  atlas: /cvmfs/img/atlas: " in sc.to_text(result)
+
+
+def test_images_left_without_time_are_not_ready():
+    clock = {"now": 0.0}
+    _launched, launch = fake_launches()
+
+    def slow_launch(*args, **kwargs):
+        clock["now"] += 9.5
+        return launch(*args, **kwargs)
+
+    result = sc.run(
+        sc.validate_config({"image": "/img", "images": IMAGES, "timeout": 10}),
+        clock=lambda: clock["now"],
+        now=lambda: 1,
+        checks={
+            "kernel": lambda root: ok("kernel", mode="unprivileged", platform="x"),
+            "cvmfs": lambda repos, mnt, remaining: ok("cvmfs"),
+            "launch": slow_launch,
+            "gpu": lambda config, remaining: sc.judge_gpu({"count": 0, "reason": "none"}),
+        },
+    )
+    # The site image took the budget: it is ready (its own launch), the other two were not launched.
+    assert result["ready"] and result["images_failed"] == ["cms-el9", "atlas"] and result["images_ready"] == ["site"]
+    assert "time budget was used up before image cms-el9" in result["images"][0]["reason"]
+
+
+def test_no_images_no_image_attributes():
+    _launched, launch = fake_launches()
+    result = run_with({"image": "/img"}, launch)
+    assert "images" not in result and "SitekitImagesReady" not in sc.to_classad(result)
+
+
+def test_an_empty_list_is_a_classad_list():
+    assert sc.classad_list([]) == "{}"
+    assert sc.classad_list(["a", 'b"c']) == '{"a", "b\\"c"}'
+
+
+def test_a_node_without_gpus_skips_the_gpu_check_with_the_reason(tmp_path):
+    (tmp_path / "dev").mkdir()
+    row = sc.gpu_check(sc.validate_config({"image": "/img"}), lambda: 10, root=str(tmp_path))
+    assert row == {
+        "count": 0,
+        "checked": False,
+        "ok": None,
+        "discovered": None,
+        "detail": "skipped: no NVIDIA GPU on this node (no /dev/nvidia<N> device, no /proc/driver/nvidia/gpus entry)",
+    }
+    off = sc.judge_gpu({"count": 2, "reason": None}, enabled=False)
+    assert off["checked"] is False and "htcondor_apptainer_gpus: false" in off["detail"]
+
+
+def gpu_discovery(name):
+    from sitekit_gpu import parse_discovery
+
+    return parse_discovery((DATA / "gpu" / name).read_text(encoding="utf-8"))
+
+
+def test_a_gpu_node_whose_discovery_and_launch_agree_is_ok():
+    row = sc.judge_gpu({"count": 2, "reason": None}, gpu_discovery("two-a100.txt"), ok("launch", seconds=0.3))
+    assert row["ok"] and row["checked"] and row["discovered"] == 2
+    assert row["detail"] == "2 NVIDIA GPU(s) (NVIDIA A100-SXM4-40GB), a launch with --nv works"
+
+
+def test_a_gpu_node_where_htcondor_finds_fewer_gpus_than_the_driver_is_not_ok():
+    row = sc.judge_gpu({"count": 4, "reason": None}, gpu_discovery("two-a100.txt"), ok("launch"))
+    assert row["ok"] is False and "finds 2 GPUs where the driver shows 4" in row["detail"]
+
+
+def test_a_gpu_node_without_the_driver_library_or_a_failing_nv_launch_is_not_ok():
+    row = sc.judge_gpu(
+        {"count": 1, "reason": None}, gpu_discovery("no-driver.txt"), bad("launch", "could not find libnvidia")
+    )
+    assert row["ok"] is False
+    assert (
+        "libnvidia-ml.so.1" in row["detail"] and "a launch with --nv fails: could not find libnvidia" in row["detail"]
+    )
+
+
+def test_the_gpu_launch_passes_nv_through_the_one_launch(monkeypatch, tmp_path):
+    """On a node with GPUs the check is the one launch (sitekit_launch.launch) with --nv added."""
+    (tmp_path / "dev").mkdir()
+    (tmp_path / "dev" / "nvidia0").write_text("")
+    seen = {}
+
+    def fake_launch(image, user, **kwargs):
+        seen.update(kwargs, image=image)
+        result = sl.empty_result(image, user)
+        return result, "stopped here", []
+
+    monkeypatch.setattr(sc.launch, "launch", fake_launch)
+    monkeypatch.setattr(sc, "gpu_discovery", lambda timeout: None)
+    row = sc.gpu_check(sc.validate_config({"image": "/img"}), lambda: 10, root=str(tmp_path))
+    assert seen["extra_args"] == ("--nv",) and seen["image"] == "/img"
+    assert row["checked"] and row["ok"] is False and row["count"] == 1
