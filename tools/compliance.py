@@ -51,6 +51,7 @@ ROLE_ORDER = (
     "wpad",
     "htcondor_apptainer",
     "ansible_pull",
+    "ara_server",
     "readiness",
 )
 
