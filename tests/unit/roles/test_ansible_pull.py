@@ -133,7 +133,9 @@ def test_the_service_runs_ansible_pull_on_the_nodes_own_part_over_the_local_conn
         ansible_pull_extra_args=["--vault-password-file", "/etc/sitekit/vault-pass"],
     )
     args = exec_start(text)
-    assert args[0] == "/usr/bin/ansible-pull" and args[-1] == "playbooks/site.yml"
+    # One run at a time with the compliance pass: both take the same lock.
+    assert args[:2] == ["/usr/bin/flock", VARS["__ansible_pull_lock"]]
+    assert args[2] == "/usr/bin/ansible-pull" and args[-1] == "playbooks/site.yml"
 
     def value(flag):
         return args[args.index(flag) + 1]
