@@ -247,10 +247,21 @@ def fleet(nodes, workers=8, port=8765):
         now = dt.datetime.now(dt.UTC)
         out = TOP / ".lab" / "bench" / "fleet-ara"
         out.mkdir(parents=True, exist_ok=True)
+        cache = out / "ara-cache.json"
+        cache.unlink(missing_ok=True)
         started = time.monotonic()
-        summary = compliance.from_ara(AraClient(f"http://127.0.0.1:{port}"), None, now, 3600, workers)
+        summary = compliance.from_ara(AraClient(f"http://127.0.0.1:{port}"), None, now, 3600, workers, cache=cache)
         compliance.write_reports(summary, out)
         ara_seconds = time.monotonic() - started
+        # The steady state: a report every 5 minutes while each node passes hourly finds 1/12 of them with a new
+        # pass; the others come from the cache of finished passes.
+        fresh = max(1, nodes // 12)
+        loader = [str(python), str(TOP / "lab" / "ara-load.py"), str(FLEET_SEED), str(fresh), str(base / "new.json")]
+        subprocess.run(loader, check=True, env=env, capture_output=True)
+        started = time.monotonic()
+        warm = compliance.from_ara(AraClient(f"http://127.0.0.1:{port}"), None, now, 3600, workers, cache=cache)
+        compliance.write_reports(warm, out)
+        warm_seconds = time.monotonic() - started
         # The baseline: the same records as the JSON callback's output on disk, read by the same code.
         out_local = TOP / ".lab" / "bench" / "fleet-local"
         out_local.mkdir(parents=True, exist_ok=True)
@@ -276,13 +287,18 @@ def fleet(nodes, workers=8, port=8765):
           f"gunicorn {workers_n} workers, {workers} client threads; load {load_seconds:.0f} s)")  # fmt: skip
     print("  against the same report from the local JSON of the same records (baseline)")
     print(f"  {'source':<24} {'seconds':>8} {'ratio':>6}")
-    print(f"  {'ARA REST API':<24} {ara_seconds:>8.1f} {ara_seconds / local_seconds:>6.1f}")
+    print(f"  {'ARA REST API, cold':<24} {ara_seconds:>8.1f} {ara_seconds / local_seconds:>6.1f}")
+    label = f"ARA, {warm['fetched']} new passes"
+    print(f"  {label:<24} {warm_seconds:>8.1f} {warm_seconds / local_seconds:>6.1f}")
     print(f"  {'local JSON':<24} {local_seconds:>8.1f} {1:>6.1f}")
-    verdict = "met" if ara_seconds <= 60 else "MISSED"
+    verdict = (
+        f"cold {'met' if ara_seconds <= 60 else 'MISSED'}, steady state {'met' if warm_seconds <= 60 else 'MISSED'}"
+    )
+    same_warm = {n["name"]: known(n["results"]) for n in warm["nodes"]} == from_json
     print(f"  nodes: {t['ok']} ok, {t['drift']} drift, {t['fail']} fail, {t['stale']} stale; "
           "every node's results (but skips) "
-          f"equal to the baseline's: {'yes' if same else 'NO'}; target 60 s: {verdict}")  # fmt: skip
-    if not same:
+          f"equal to the baseline's: {'yes' if same and same_warm else 'NO'}; target 60 s: {verdict}")  # fmt: skip
+    if not (same and same_warm):
         sys.exit("bench: the report from ARA differs from the report from the local JSON")
 
 

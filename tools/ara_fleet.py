@@ -106,16 +106,19 @@ class ReplayClient:
         return json.loads(file.read_text())
 
 
-def pages(client, path: str) -> list:
-    """Every item of a paged ARA list (limit/offset pagination), in the server's order."""
-    items, offset = [], 0
+def pages(client, path: str, workers: int = 1) -> list:
+    """Every item of a paged ARA list (limit/offset pagination), in the server's order; pages after the first are
+    asked ``workers`` at a time."""
     sep = "&" if "?" in path else "?"
-    while True:
-        page = client.get(f"{path}{sep}limit={PAGE}&offset={offset}")
-        items.extend(page["results"])
-        offset += len(page["results"])
-        if not page.get("next") or not page["results"]:
-            return items
+    first = client.get(f"{path}{sep}limit={PAGE}&offset=0")
+    items = list(first["results"])
+    if not first.get("next") or not items:
+        return items
+    offsets = range(len(items), int(first["count"]), PAGE)
+    with ThreadPoolExecutor(max(workers, 1)) as pool:
+        for page in pool.map(lambda o: client.get(f"{path}{sep}limit={PAGE}&offset={o}"), offsets):
+            items.extend(page["results"])
+    return items
 
 
 def _labels(playbook: dict) -> list[str]:
@@ -138,10 +141,10 @@ def parse_time(text: str | None) -> dt.datetime | None:
     return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
 
 
-def latest_passes(client, limit: str | None = None) -> tuple[list[dict], list[str]]:
+def latest_passes(client, limit: str | None = None, workers: int = 1) -> tuple[list[dict], list[str]]:
     """([{name, host, playbook}] of every node whose last record is a compliance pass, [names whose is not])."""
     passes, other = [], []
-    for entry in pages(client, "/api/v1/latesthosts?order=name"):
+    for entry in pages(client, "/api/v1/latesthosts?order=name", workers):
         host = entry["host"]
         name = host["name"]
         if limit and not any(fnmatch.fnmatchcase(name, p) for p in re.split(r"[,:]", limit) if p):
@@ -234,12 +237,32 @@ def _span(seconds: float) -> str:
     return f"{seconds // 60} min" if seconds >= 60 else f"{seconds} s"
 
 
-def fleet(client, readers: set[str], limit: str | None = None, workers: int = 8) -> dict:
-    """Every node's last pass: {"data": JSON-callback-shaped results, "stats": ..., "passes": [...], "other": [...]}."""
-    passes, other = latest_passes(client, limit)
+def fleet(client, readers: set[str], limit: str | None = None, workers: int = 8, cache: Path | None = None) -> dict:
+    """Every node's last pass: {"data": JSON-callback-shaped results, "stats": ..., "passes": [...], "other": [...],
+    "fetched": nodes asked for}.
+
+    ``cache``: a file keeping each node's converted results by ARA playbook id. A finished pass never changes, so a
+    node whose last pass is the one cached is not asked again; only nodes with a new pass are (the steady state of a
+    report built more often than the nodes pass). A pass still running is never cached.
+    """
+    passes, other = latest_passes(client, limit, workers)
+    kept = {}
+    if cache and Path(cache).exists():
+        try:
+            kept = json.loads(Path(cache).read_text())
+        except ValueError:
+            kept = {}
+    todo = [n for n in passes if kept.get(n["name"], {}).get("playbook") != n["playbook"]["id"]]
     with ThreadPoolExecutor(max(workers, 1)) as pool:
-        per_node = list(pool.map(lambda n: node_results(client, n, readers), passes))
-    tasks = [task for node_tasks in per_node for task in node_tasks]
+        fetched = dict(zip((n["name"] for n in todo), pool.map(lambda n: node_results(client, n, readers), todo)))
+    per_node = {n["name"]: fetched.get(n["name"], kept.get(n["name"], {}).get("tasks", [])) for n in passes}
+    if cache:
+        done = {n["name"]: n for n in passes if n["playbook"].get("status") != "running"}
+        Path(cache).parent.mkdir(parents=True, exist_ok=True)
+        Path(cache).write_text(
+            json.dumps({name: {"playbook": done[name]["playbook"]["id"], "tasks": per_node[name]} for name in done})
+        )
+    tasks = [task for name in per_node for task in per_node[name]]
     stats = {
         n["name"]: {
             "ok": n["host"].get("ok", 0),
@@ -250,4 +273,5 @@ def fleet(client, readers: set[str], limit: str | None = None, workers: int = 8)
         }
         for n in passes
     }
-    return {"data": {"plays": [{"tasks": tasks}], "stats": stats}, "passes": passes, "other": other}
+    data = {"plays": [{"tasks": tasks}], "stats": stats}
+    return {"data": data, "passes": passes, "other": other, "fetched": len(todo)}

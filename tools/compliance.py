@@ -412,10 +412,12 @@ def run_playbook(inventory: str, playbook: str, limit: str | None, extra: list[s
     return data, " ".join(argv), wall
 
 
-def from_ara(client, limit: str | None, now: dt.datetime, default_interval: int, workers: int, groups=None) -> dict:
+def from_ara(
+    client, limit: str | None, now: dt.datetime, default_interval: int, workers: int, groups=None, cache=None
+) -> dict:
     """The summary of every node's last compliance pass in ARA, stale nodes marked (SK-PULL-04, status stale)."""
     readers = set(READERS)
-    found = ara_fleet.fleet(client, readers, limit=limit, workers=workers)
+    found = ara_fleet.fleet(client, readers, limit=limit, workers=workers, cache=cache)
     nodes = collect(found["data"])
     fresh = {}
     for node in found["passes"]:
@@ -436,6 +438,7 @@ def from_ara(client, limit: str | None, now: dt.datetime, default_interval: int,
         summary["totals"][s] = sum(n["status"] == s for n in summary["nodes"])
     summary["verdict"] = "pass" if summary["nodes"] and summary["totals"]["ok"] == len(summary["nodes"]) else "fail"
     summary["ignored"] = found["other"]  # nodes whose last ARA record is not a compliance pass
+    summary["fetched"] = found["fetched"]  # nodes whose pass was read from ARA (the others: from the cache)
     return summary
 
 
@@ -456,6 +459,9 @@ def main(argv=None) -> int:
     parser.add_argument("--stale-interval", type=int, default=3600, help="seconds; for records without interval")
     parser.add_argument("--workers", type=int, default=8, help="requests to ARA side by side (default 8)")
     parser.add_argument("--ara-record", metavar="DIR", help="also write every ARA answer to DIR (test data)")
+    parser.add_argument(
+        "--ara-cache", metavar="FILE", help="keep finished passes here between builds (default OUT/ara-cache.json)"
+    )
     parser.add_argument("extra", nargs="*", help="more ansible-playbook arguments (after --)")
     args = parser.parse_args(argv)
     out = Path(args.out)
@@ -464,7 +470,10 @@ def main(argv=None) -> int:
         started = time.monotonic()
         try:
             client = ara_fleet.AraClient(args.from_ara, record=Path(args.ara_record) if args.ara_record else None)
-            summary = from_ara(client, args.limit, dt.datetime.now(dt.UTC), args.stale_interval, args.workers)
+            cache = Path(args.ara_cache) if args.ara_cache else out / "ara-cache.json"
+            summary = from_ara(
+                client, args.limit, dt.datetime.now(dt.UTC), args.stale_interval, args.workers, cache=cache
+            )
         except ara_fleet.AraError as exc:
             print(f"compliance: {exc}", file=sys.stderr)
             return 2
@@ -475,7 +484,8 @@ def main(argv=None) -> int:
         t = summary["totals"]
         print(
             f"\ncompliance (from ARA): {summary['verdict'].upper()}: {t['ok']} ok, {t['drift']} drifted, "
-            f"{t['fail']} failed, {t['stale']} stale of {t['nodes']} nodes in {wall:.1f} s; "
+            f"{t['fail']} failed, {t['stale']} stale of {t['nodes']} nodes in {wall:.1f} s "
+            f"({summary['fetched']} new passes read from ARA); "
             f"{out}/report.html, {out}/junit.xml, {out}/compliance.json"
         )
         return 0 if summary["verdict"] == "pass" else 1

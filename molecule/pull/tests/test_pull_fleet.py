@@ -1,8 +1,8 @@
 """The fleet view: the pull node records its compliance pass in the scenario's ARA server on its own timer, and
 tools/compliance.py --from-ara builds the site report from those records, with no playbook run from here.
 
-Runs after test_pull.py (file order): the node has converged from its own pull runs. The compliance timer runs every
-minute once the first pass started (ansible_pull_compliance_interval in molecule.yml).
+Runs after test_pull.py (file name order): the node has converged from its own pull runs. The compliance timer runs
+every minute once the first pass started (ansible_pull_compliance_interval in molecule.yml).
 """
 
 import json
@@ -112,6 +112,11 @@ def test_a_node_that_stops_reporting_is_stale(host, hostvars, server, tmp_path):
     name = hostvars["inventory_hostname"]
     host.run_expect([0], f"systemctl stop {UNIT}.timer")
     try:
+        # A pass the timer started before it stopped finishes first (and records).
+        for _ in range(60):
+            if host.run(f"systemctl is-active {UNIT}.service").stdout.strip() != "activating":
+                break
+            time.sleep(5)
         playbook = last_pass(server, name)
         ended = ara_fleet.parse_time(playbook["ended"] or playbook["started"])
         # Two intervals of 60 s after the last record, and a little more.
