@@ -448,6 +448,24 @@ def write_reports(summary: dict, out: Path) -> None:
     (out / "report.html").write_text(sitekit_report.render_html(summary))
 
 
+def finish(summary: dict, out: Path, wall: float) -> int:
+    """Write the three files, print the table and the verdict line; the exit status (0 pass, 1 fail)."""
+    summary["seconds"] = round(wall, 1)
+    write_reports(summary, out)
+    print(sitekit_report.render_table(summary), end="")
+    t = summary["totals"]
+    counts = f"{t['ok']} ok, {t['drift']} drifted, {t['fail']} failed, {t['unreachable']} unreachable"
+    source = ""
+    if "fetched" in summary:  # the fleet view
+        counts += f", {t['stale']} stale"
+        source = f" (from ARA, {summary['fetched']} new passes read)"
+    print(
+        f"\ncompliance{source}: {summary['verdict'].upper()}: {counts} of {t['nodes']} nodes in {wall:.1f} s; "
+        f"{out}/report.html, {out}/junit.xml, {out}/compliance.json"
+    )
+    return 0 if summary["verdict"] == "pass" else 1
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-i", "--inventory", default=str(TOP / "inventories" / "lab" / "hosts.yml"))
@@ -477,18 +495,7 @@ def main(argv=None) -> int:
         except ara_fleet.AraError as exc:
             print(f"compliance: {exc}", file=sys.stderr)
             return 2
-        wall = time.monotonic() - started
-        summary["seconds"] = round(wall, 1)
-        write_reports(summary, out)
-        print(sitekit_report.render_table(summary), end="")
-        t = summary["totals"]
-        print(
-            f"\ncompliance (from ARA): {summary['verdict'].upper()}: {t['ok']} ok, {t['drift']} drifted, "
-            f"{t['fail']} failed, {t['stale']} stale of {t['nodes']} nodes in {wall:.1f} s "
-            f"({summary['fetched']} new passes read from ARA); "
-            f"{out}/report.html, {out}/junit.xml, {out}/compliance.json"
-        )
-        return 0 if summary["verdict"] == "pass" else 1
+        return finish(summary, out, time.monotonic() - started)
     if args.from_json:
         data, command, wall = json.loads(Path(args.from_json).read_text()), f"(from {args.from_json})", 0.0
     else:
@@ -496,16 +503,7 @@ def main(argv=None) -> int:
         (out / "ansible.json").write_text(json.dumps(data))
     nodes = collect(data)
     summary = summarise(nodes, data.get("stats", {}), args.inventory, command, inventory_groups(args.inventory))
-    summary["seconds"] = round(wall, 1)
-    write_reports(summary, out)
-    print(sitekit_report.render_table(summary), end="")
-    t = summary["totals"]
-    print(
-        f"\ncompliance: {summary['verdict'].upper()}: {t['ok']} ok, {t['drift']} drifted, {t['fail']} failed, "
-        f"{t['unreachable']} unreachable of {t['nodes']} nodes in {wall:.0f} s; "
-        f"{out}/report.html, {out}/junit.xml, {out}/compliance.json"
-    )
-    return 0 if summary["verdict"] == "pass" else 1
+    return finish(summary, out, wall)
 
 
 if __name__ == "__main__":
