@@ -3,6 +3,7 @@
 
 usage: tools/compliance.py [-i INVENTORY] [--out DIR] [--limit PATTERN] [--playbook PLAYBOOK]
                            [--from-json RESULTS.json]
+       tools/compliance.py --from-ara http://ARA-SERVER:8000 [--out DIR] [--limit PATTERN] [--workers N]
 
 Runs ``ansible-playbook PLAYBOOK --check --diff`` (default playbooks/compliance.yml: the site playbook,
 then a real container launch and a proxy check on every worker node) with the JSON callback, and
@@ -19,6 +20,10 @@ sorts every task result into a control by the id in the task's name (``[SK-SQUID
 Writes DIR/compliance.json (the summary), DIR/junit.xml (one test case per node and control),
 DIR/report.html (tools/sitekit_report.py) and DIR/ansible.json (the raw results), prints a short table,
 and exits 0 when every node is compliant and ready, 1 when one is not, 2 when the run itself broke.
+
+``--from-ara SERVER`` runs no playbook: it builds the same report from the last compliance pass each pull-mode node
+recorded in that ARA server (tools/ara_fleet.py); a node whose last record is older than two of its intervals is
+``stale`` (control SK-PULL-04) and fails the gate.
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ from xml.etree import ElementTree as ET
 
 TOP = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(TOP / "tools"))
-import sitekit_report  # noqa: E402 (tools/ is not a package)
+import ara_fleet  # noqa: E402 (tools/ is not a package)
+import sitekit_report  # noqa: E402
 import yaml  # noqa: E402
 
 CONTROL_ID = re.compile(r"\[(SK-[A-Z]+-\d+)\]")
@@ -52,6 +58,7 @@ ROLE_ORDER = (
     "wpad",
     "htcondor_apptainer",
     "ansible_pull",
+    "ara_server",
     "readiness",
 )
 
@@ -437,6 +444,60 @@ def run_playbook(inventory: str, playbook: str, limit: str | None, extra: list[s
     return data, " ".join(argv), wall
 
 
+def from_ara(
+    client, limit: str | None, now: dt.datetime, default_interval: int, workers: int, groups=None, cache=None
+) -> dict:
+    """The summary of every node's last compliance pass in ARA, stale nodes marked (SK-PULL-04, status stale)."""
+    readers = set(READERS)
+    found = ara_fleet.fleet(client, readers, limit=limit, workers=workers, cache=cache)
+    nodes = collect(found["data"])
+    fresh = {}
+    for node in found["passes"]:
+        fresh[node["name"]] = state = ara_fleet.freshness(node, now, default_interval)
+        nodes.setdefault(node["name"], {})[ara_fleet.STALE_CONTROL] = {
+            "status": "fail" if state["stale"] else "ok",
+            "value": ("stale: " if state["stale"] else "") + state["value"],
+            "detail": state["detail"],
+            "remedy": state["remedy"],
+        }
+    command = f"(from ARA {client.server}: the last compliance pass of each node)"
+    summary = summarise(nodes, found["data"]["stats"], client.server, command, groups or {})
+    for node in summary["nodes"]:
+        if fresh.get(node["name"], {}).get("stale"):
+            node["status"] = "stale"
+    summary["totals"] = {"nodes": len(summary["nodes"])}
+    for s in sitekit_report.NODE_STATUSES:
+        summary["totals"][s] = sum(n["status"] == s for n in summary["nodes"])
+    summary["verdict"] = "pass" if summary["nodes"] and summary["totals"]["ok"] == len(summary["nodes"]) else "fail"
+    summary["ignored"] = found["other"]  # nodes whose last ARA record is not a compliance pass
+    summary["fetched"] = found["fetched"]  # nodes whose pass was read from ARA (the others: from the cache)
+    return summary
+
+
+def write_reports(summary: dict, out: Path) -> None:
+    (out / "compliance.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
+    junit(summary).write(out / "junit.xml", encoding="utf-8", xml_declaration=True)
+    (out / "report.html").write_text(sitekit_report.render_html(summary))
+
+
+def finish(summary: dict, out: Path, wall: float) -> int:
+    """Write the three files, print the table and the verdict line; the exit status (0 pass, 1 fail)."""
+    summary["seconds"] = round(wall, 1)
+    write_reports(summary, out)
+    print(sitekit_report.render_table(summary), end="")
+    t = summary["totals"]
+    counts = f"{t['ok']} ok, {t['drift']} drifted, {t['fail']} failed, {t['unreachable']} unreachable"
+    source = ""
+    if "fetched" in summary:  # the fleet view
+        counts += f", {t['stale']} stale"
+        source = f" (from ARA, {summary['fetched']} new passes read)"
+    print(
+        f"\ncompliance{source}: {summary['verdict'].upper()}: {counts} of {t['nodes']} nodes in {wall:.1f} s; "
+        f"{out}/report.html, {out}/junit.xml, {out}/compliance.json"
+    )
+    return 0 if summary["verdict"] == "pass" else 1
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-i", "--inventory", default=str(TOP / "inventories" / "lab" / "hosts.yml"))
@@ -444,10 +505,29 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(TOP / ".compliance"))
     parser.add_argument("--limit")
     parser.add_argument("--from-json", help="summarise saved ansible JSON output instead of running the playbook")
+    parser.add_argument("--from-ara", metavar="SERVER", help="build the report from the ARA server's records")
+    parser.add_argument("--stale-interval", type=int, default=3600, help="seconds; for records without interval")
+    parser.add_argument("--workers", type=int, default=8, help="requests to ARA side by side (default 8)")
+    parser.add_argument("--ara-record", metavar="DIR", help="also write every ARA answer to DIR (test data)")
+    parser.add_argument(
+        "--ara-cache", metavar="FILE", help="keep finished passes here between builds (default OUT/ara-cache.json)"
+    )
     parser.add_argument("extra", nargs="*", help="more ansible-playbook arguments (after --)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.from_ara:
+        started = time.monotonic()
+        try:
+            client = ara_fleet.AraClient(args.from_ara, record=Path(args.ara_record) if args.ara_record else None)
+            cache = Path(args.ara_cache) if args.ara_cache else out / "ara-cache.json"
+            summary = from_ara(
+                client, args.limit, dt.datetime.now(dt.UTC), args.stale_interval, args.workers, cache=cache
+            )
+        except ara_fleet.AraError as exc:
+            print(f"compliance: {exc}", file=sys.stderr)
+            return 2
+        return finish(summary, out, time.monotonic() - started)
     if args.from_json:
         data, command, wall = json.loads(Path(args.from_json).read_text()), f"(from {args.from_json})", 0.0
     else:
@@ -455,18 +535,7 @@ def main(argv=None) -> int:
         (out / "ansible.json").write_text(json.dumps(data))
     nodes = collect(data)
     summary = summarise(nodes, data.get("stats", {}), args.inventory, command, inventory_groups(args.inventory))
-    summary["seconds"] = round(wall, 1)
-    (out / "compliance.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
-    junit(summary).write(out / "junit.xml", encoding="utf-8", xml_declaration=True)
-    (out / "report.html").write_text(sitekit_report.render_html(summary))
-    print(sitekit_report.render_table(summary), end="")
-    t = summary["totals"]
-    print(
-        f"\ncompliance: {summary['verdict'].upper()}: {t['ok']} ok, {t['drift']} drifted, {t['fail']} failed, "
-        f"{t['unreachable']} unreachable of {t['nodes']} nodes in {wall:.0f} s; "
-        f"{out}/report.html, {out}/junit.xml, {out}/compliance.json"
-    )
-    return 0 if summary["verdict"] == "pass" else 1
+    return finish(summary, out, wall)
 
 
 if __name__ == "__main__":

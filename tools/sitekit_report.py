@@ -15,15 +15,16 @@ The summary (version 1) is written by tools/compliance.py::
 
     {"version": 1, "site": "...", "generated": "2026-11-22T10:40:00Z", "command": "...", "verdict": "pass|fail",
      "controls": [{"id": "SK-KERNEL-01", "title": "Kernel verdict", "group": "readiness"}, ...],
-     "nodes": [{"name": "wn1", "status": "ok|drift|fail|unreachable", "groups": [...],
+     "nodes": [{"name": "wn1", "status": "ok|drift|fail|unreachable|stale", "groups": [...],
                 "results": {"SK-KERNEL-01": {"status": "ok|drift|fail|skip", "value": "", "detail": "",
                                              "remedy": ""}},
                 "detail": "", "remedy": ""}],          # optional: why a node is unreachable, and the fix
-     "totals": {"nodes": 1, "ok": 1, "drift": 0, "fail": 0, "unreachable": 0}}
+     "totals": {"nodes": 1, "ok": 1, "drift": 0, "fail": 0, "unreachable": 0, "stale": 0}}
 
-A control missing from a node's ``results`` is not applicable to that node (shown "-"), or unknown ("?") when
-the node was unreachable. A result whose control is not in ``controls`` gets a column of its own at the end, so
-nothing the runner found is ever hidden.
+``stale`` (the fleet view, tools/compliance.py --from-ara): the node's last record is older than two of its
+intervals; its cells are that record's. A control missing from a node's ``results`` is not applicable to that
+node (shown "-"), or unknown ("?") when the node was unreachable. A result whose control is not in ``controls``
+gets a column of its own at the end, so nothing the runner found is ever hidden.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 SCHEMA_VERSION = 1
-NODE_STATUSES = ("ok", "drift", "fail", "unreachable")
+NODE_STATUSES = ("ok", "drift", "fail", "unreachable", "stale")
 RESULT_STATUSES = ("ok", "drift", "fail", "skip")
 VERDICTS = ("pass", "fail")
 REQUIRED_KEYS = ("version", "site", "generated", "verdict", "controls", "nodes", "totals")
@@ -54,12 +55,13 @@ COLOURS = {
     "na": ("#eef0f2", "#8a9097"),
 }
 # Node status -> the colour of its status cell (an unreachable node is not ready: red).
-NODE_COLOUR = {"ok": "ok", "drift": "drift", "fail": "fail", "unreachable": "fail"}
-# Nodes with problems first: fail, unreachable, drift, then ok; by natural name order within each.
-NODE_RANK = {"fail": 0, "unreachable": 1, "drift": 2, "ok": 3}
+# A stale node (fleet view: its last record is older than two of its intervals) is not known to be ready: red.
+NODE_COLOUR = {"ok": "ok", "drift": "drift", "fail": "fail", "unreachable": "fail", "stale": "fail"}
+# Nodes with problems first: fail, unreachable, stale, drift, then ok; by natural name order within each.
+NODE_RANK = {"fail": 0, "unreachable": 1, "stale": 2, "drift": 3, "ok": 4}
 # What a cell says in the page; a node's verdict, in the page and in the terminal.
 CELL_WORD = {"ok": "ok", "drift": "DRIFT", "fail": "FAIL", "skip": "skip", "unknown": "?", "na": "-"}
-NODE_WORD = {"ok": "ok", "drift": "DRIFT", "fail": "FAIL", "unreachable": "UNREACHABLE"}
+NODE_WORD = {"ok": "ok", "drift": "DRIFT", "fail": "FAIL", "unreachable": "UNREACHABLE", "stale": "STALE"}
 
 DETAIL_MAX = 2000  # characters of a result's detail kept in the page (the JSON summary has all of it)
 TABLE_OK_ROWS = 20  # ok nodes listed in the terminal table before the rest are counted on one line
@@ -194,7 +196,7 @@ def _natural_key(name: str):
 
 
 def ordered_nodes(nodes: list) -> list:
-    """Nodes with problems first (fail, unreachable, drift), then ok; natural name order (wn2 before wn10)."""
+    """Nodes with problems first (fail, unreachable, stale, drift), then ok; natural name order (wn2 before wn10)."""
     return sorted(nodes, key=lambda n: (NODE_RANK[n["status"]], _natural_key(n["name"])))
 
 
@@ -413,7 +415,7 @@ show only the {problem_nodes} node(s) with problems</label>
 </table>
 </div>
 </main>
-<footer>Rows: nodes with problems first (fail, unreachable, drift), then ok. Columns: controls in the order of \
+<footer>Rows: nodes with problems first (fail, unreachable, stale, drift), then ok. Columns: controls in the order of \
 the summary. Rendered by tools/sitekit_report.py from a version {SCHEMA_VERSION} summary.</footer>
 </body>
 </html>

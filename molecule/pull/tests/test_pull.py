@@ -61,7 +61,8 @@ def test_the_service_runs_ansible_pull_for_this_node_over_the_local_connection(h
     def value(flag):
         return args[args.index(flag) + 1]
 
-    assert args[0] == "/usr/bin/ansible-pull"
+    # The pull run and the compliance pass take the same lock.
+    assert args[0] == "/usr/bin/flock" and args[2] == "/usr/bin/ansible-pull"
     assert value("--url") == hostvars["ansible_pull_repo_url"]
     assert value("--checkout") == hostvars["ansible_pull_ref"]
     assert value("--inventory") == hostvars["ansible_pull_inventory"]

@@ -5,6 +5,7 @@ URL, path and time-span forms a site writes, and render the units as the role wo
 molecule scenario ``pull`` (Debian 13).
 """
 
+import os
 import re
 import shlex
 from pathlib import Path
@@ -133,7 +134,9 @@ def test_the_service_runs_ansible_pull_on_the_nodes_own_part_over_the_local_conn
         ansible_pull_extra_args=["--vault-password-file", "/etc/sitekit/vault-pass"],
     )
     args = exec_start(text)
-    assert args[0] == "/usr/bin/ansible-pull" and args[-1] == "playbooks/site.yml"
+    # One run at a time with the compliance pass: both take the same lock.
+    assert args[:2] == ["/usr/bin/flock", VARS["__ansible_pull_lock"]]
+    assert args[2] == "/usr/bin/ansible-pull" and args[-1] == "playbooks/site.yml"
 
     def value(flag):
         return args[args.index(flag) + 1]
@@ -178,3 +181,59 @@ def test_the_timer_waits_the_initial_delay_then_runs_every_interval_with_a_rando
     assert "OnUnitActiveSec=2h 30min\n" in text
     assert "RandomizedDelaySec=10min\n" in text
     assert "WantedBy=timers.target" in text
+
+
+def _compliance(**settings):
+    from ansible.plugins.filter.core import quote
+
+    env_settings = {"__ansible_pull_seconds": {"compliance_interval": 3600}, **settings}
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(ROLE / "templates"), keep_trailing_newline=True, trim_blocks=True
+    )
+    env.filters.update(comment=comment, bool=to_bool, quote=quote, dirname=os.path.dirname)
+    context = {**DEFAULTS, **VARS, "ansible_managed": "Managed by sitekit", "ansible_pull_limit": "wn1"}
+    context.update(ansible_pull_inventory="inventories/mysite/hosts.yml", **env_settings)
+    return {
+        name: env.get_template(f"sitekit-compliance.{name}.j2").render(context) for name in ("sh", "service", "timer")
+    }
+
+
+def test_the_compliance_pass_is_valid_bash_and_records_its_label_and_interval(tmp_path):
+    import subprocess
+
+    text = _compliance(ansible_pull_compliance_ara_server="http://ara1.example.org:8000")["sh"]
+    script = tmp_path / "sitekit-compliance"
+    script.write_text(text)
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    assert "ARA_DEFAULT_LABELS=sitekit-compliance,interval:3600" in text
+    assert "ARA_API_SERVER=$ara_server" in text and "ara_server=http://ara1.example.org:8000" in text
+    # Check mode, limited to the node, over the local connection, from the checkout.
+    assert re.search(r'--check --diff --limit "\$limit" --extra-vars ansible_connection=local', text)
+    assert 'inventory="$checkout"/inventories/mysite/hosts.yml' in text
+    # The ARA client of the pip source is on the path; the distribution's package needs nothing.
+    assert "export PYTHONPATH=/opt/sitekit/ara-client" in text
+    assert "PYTHONPATH" not in _compliance(ansible_pull_compliance_ara_source="package")["sh"]
+
+
+def test_the_compliance_pass_takes_the_pull_runs_lock_and_runs_on_its_own_timer():
+    units = _compliance(ansible_pull_compliance_interval="30min", ansible_pull_compliance_splay="5min")
+    args = exec_start(units["service"])
+    assert args == ["/usr/bin/flock", VARS["__ansible_pull_lock"], VARS["__ansible_pull_compliance_command"]]
+    assert "SuccessExitStatus=2\n" in units["service"]
+    assert "OnUnitActiveSec=30min\n" in units["timer"] and "RandomizedDelaySec=5min\n" in units["timer"]
+    assert "OnActiveSec=15min\n" in units["timer"]
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("http://ara1.example.org:8000", True),
+        ("https://ara.example.org/ara", True),
+        ("http://10.0.0.5:8000/", True),
+        ("ara1.example.org:8000", False),
+        ("http://ara1:8000;reboot", False),
+        ("http://ara1:8000/$(reboot)", False),
+    ],
+)
+def test_ara_server_urls(url, ok):
+    assert bool(re.match(VARS["__ansible_pull_ara_url_re"], url)) is ok

@@ -1,0 +1,135 @@
+"""The fleet view: the pull node records its compliance pass in the scenario's ARA server on its own timer, and
+tools/compliance.py --from-ara builds the site report from those records, with no playbook run from here.
+
+Runs after test_pull.py (file name order): the node has converged from its own pull runs. The compliance timer runs
+every minute once the first pass started (ansible_pull_compliance_interval in molecule.yml).
+"""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import testinfra
+
+TOP = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(TOP / "tools"))
+import ara_fleet  # noqa: E402
+
+UNIT = "sitekit-compliance"
+RECORDED = TOP / ".lab" / "pull" / "ara"
+
+
+@pytest.fixture(scope="module")
+def ara():
+    return testinfra.get_host("podman://sk-pull-ara1")
+
+
+@pytest.fixture(scope="module")
+def server(ara):
+    address = subprocess.run(
+        ["podman", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", "sk-pull-ara1"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    return f"http://{address}:8000"
+
+
+def last_pass(server, name):
+    client = ara_fleet.AraClient(server)
+    passes, _ = ara_fleet.latest_passes(client, name)
+    return passes[0]["playbook"] if passes else None
+
+
+def report(server, tmp_path, record=None):
+    out = tmp_path / "report"
+    argv = [sys.executable, str(TOP / "tools/compliance.py"), "--from-ara", server, "--out", str(out)]
+    argv += ["--ara-record", str(record)] if record else []
+    run = subprocess.run(argv, capture_output=True, text=True)
+    assert run.returncode in (0, 1), run.stdout + run.stderr
+    return run, json.loads((out / "compliance.json").read_text())
+
+
+def wait_for_new_pass(server, name, after_id, seconds=240):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        playbook = last_pass(server, name)
+        if playbook and playbook["id"] > after_id and playbook["status"] != "running":
+            return playbook
+        time.sleep(5)
+    raise AssertionError(f"no new compliance pass of {name} in ARA within {seconds} s")
+
+
+def test_the_pass_records_into_ara_and_the_report_is_built_from_it(host, hostvars, server, tmp_path, figures):
+    name = hostvars["inventory_hostname"]
+    t0 = time.monotonic()
+    run = host.run(f"systemctl start {UNIT}.service")
+    figures["compliance pass on the pull node, recorded in ARA"] = f"{time.monotonic() - t0:.1f} s"
+    journal = host.run(f"journalctl --no-pager -o cat -u {UNIT} -n 200").stdout
+    assert run.rc == 0, journal[-3000:]
+    assert "recording into http://sk-pull-ara1:8000" in journal
+    playbook = last_pass(server, name)
+    assert playbook and "interval:60" in [label["name"] for label in playbook["labels"]]
+    run, summary = report(server, tmp_path, record=RECORDED / "ok")
+    [node] = [n for n in summary["nodes"] if n["name"] == name]
+    assert node["status"] == "ok", run.stdout
+    assert node["results"]["SK-PULL-04"]["status"] == "ok"
+    assert node["results"]["SK-SQUID-02"]["status"] == "ok"
+
+
+def test_a_drift_on_the_node_shows_after_its_next_pass(host, hostvars, server, tmp_path):
+    name = hostvars["inventory_hostname"]
+    before = last_pass(server, name)["id"]
+    host.run_expect([0], "sed -i 's/^cache_mem .*/cache_mem 32 MB/' /etc/squid/squid.conf")
+    # No playbook from here: the node's own timer runs the next pass.
+    wait_for_new_pass(server, name, before)
+    run, summary = report(server, tmp_path, record=RECORDED / "drift")
+    [node] = [n for n in summary["nodes"] if n["name"] == name]
+    assert node["status"] == "drift", run.stdout
+    squid = node["results"]["SK-SQUID-02"]
+    assert squid["status"] == "drift" and "cache_mem" in squid["detail"], squid
+    assert f"--limit {name} --tags squid" in squid["remedy"]
+    assert run.returncode == 1 and "DRIFT" in run.stdout
+
+
+def test_an_unreachable_ara_server_breaks_neither_the_converge_nor_the_pass(host, hostvars, ara, pull):
+    ara.run_expect([0], "systemctl stop ara-server")
+    try:
+        run = pull()
+        assert run.rc == 0 and run.props["Result"] == "success", run.journal[-3000:]
+        # The converge corrected the drift.
+        assert "cache_mem 32 MB" not in host.file("/etc/squid/squid.conf").content_string
+        checked = host.run(f"systemctl start {UNIT}.service")
+        journal = host.run(f"journalctl --no-pager -o cat -u {UNIT} -n 300").stdout
+        assert checked.rc == 0, journal[-3000:]
+        assert "does not answer: this pass is not recorded" in journal
+    finally:
+        ara.run_expect([0], "systemctl start ara-server")
+
+
+def test_a_node_that_stops_reporting_is_stale(host, hostvars, server, tmp_path):
+    name = hostvars["inventory_hostname"]
+    host.run_expect([0], f"systemctl stop {UNIT}.timer")
+    try:
+        # A pass the timer started before it stopped finishes first (and records).
+        for _ in range(60):
+            if host.run(f"systemctl is-active {UNIT}.service").stdout.strip() != "activating":
+                break
+            time.sleep(5)
+        playbook = last_pass(server, name)
+        ended = ara_fleet.parse_time(playbook["ended"] or playbook["started"])
+        # Two intervals of 60 s after the last record, and a little more.
+        wait = 2 * 60 + 5 - (time.time() - ended.timestamp())
+        if wait > 0:
+            time.sleep(wait)
+        run, summary = report(server, tmp_path)
+        [node] = [n for n in summary["nodes"] if n["name"] == name]
+        assert node["status"] == "stale", run.stdout
+        fresh = node["results"]["SK-PULL-04"]
+        assert fresh["status"] == "fail" and fresh["value"].startswith("stale: ")
+        assert "systemctl list-timers sitekit-compliance.timer" in fresh["remedy"]
+        assert summary["verdict"] == "fail" and summary["totals"]["stale"] == 1
+        assert run.returncode == 1 and "STALE" in run.stdout
+    finally:
+        host.run_expect([0], f"systemctl start {UNIT}.timer")
