@@ -128,7 +128,7 @@ def test_an_apptainer_below_the_minimum_is_refused_with_the_advisory_and_the_upg
     assert recap and recap.group(1) == "0", out[-1500:]
     assert host.check_output("sha256sum /etc/apptainer/apptainer.conf") == before
     check = playbook("playbooks/validate.yml", "-e", "apptainer_minimum_version=99.0")
-    flat = re.sub(r"\s+", " ", check.stdout)
+    flat = re.sub(r"\s+", " ", check.stdout + check.stderr)
     assert check.returncode != 0, flat[-2000:]
     assert f"is not ready: Apptainer {version} is older than the site minimum, 99.0" in flat, flat[-3000:]
     assert "Remedy: upgrade Apptainer to 99.0 or newer: apt-get update" in flat
