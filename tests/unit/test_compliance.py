@@ -220,3 +220,49 @@ def test_readiness_is_read_by_the_recorded_action_not_by_the_keys():
     assert run("container_launch")["SK-LAUNCH-01"]["status"] == "fail"
     assert run("sitekit.grid.container_launch")["SK-LAUNCH-01"]["remedy"] == "r"
     assert "SK-LAUNCH-01" not in run("ansible.builtin.set_fact")
+
+
+def test_vobox_check_fills_one_control_per_service_and_check():
+    """vobox_check's result (its services judged from a recorded VO-box node with one service held back by a broken
+    repository and one resolver edited inside its container) becomes SK-VOBOX-10..13:<service>."""
+    path = TOP / "tests" / "unit" / "data" / "vobox" / "broken.json"
+    if not path.exists():
+        pytest.skip("no recording broken.json")
+    sys.path.insert(0, str(TOP / "module_utils"))
+    import sitekit_vobox
+
+    data = json.loads(path.read_text())
+
+    def run(argv, timeout):
+        return tuple(data["answers"][" ".join(argv)])
+
+    services = [sitekit_vobox.check_service(s, run, data["host_resolv"], data["host_hosts"]) for s in data["services"]]
+    recorded = {
+        "plays": [
+            {
+                "tasks": [
+                    {
+                        "task": {"name": "vobox_services : Report | Check every service [SK-VOBOX-10]"},
+                        "hosts": {"vobox1": {"action": "vobox_check", "ready": False, "services": services}},
+                    }
+                ]
+            }
+        ],
+        "stats": {"vobox1": {"failures": 0, "unreachable": 0}},
+    }
+    summary = compliance.summarise(compliance.collect(recorded), recorded["stats"], "lab", "recorded", {})
+    (node,) = summary["nodes"]
+    status = {cid: r["status"] for cid, r in node["results"].items()}
+    assert status == {
+        "SK-VOBOX-10:vobox-agent": "ok",
+        "SK-VOBOX-11:vobox-agent": "ok",
+        "SK-VOBOX-12:vobox-agent": "ok",
+        "SK-VOBOX-13:vobox-agent": "fail",
+        "SK-VOBOX-10:vobox-web": "fail",
+        "SK-VOBOX-11:vobox-web": "fail",
+        "SK-VOBOX-12:vobox-web": "fail",
+        "SK-VOBOX-13:vobox-web": "fail",
+    }
+    assert "software.sitekit.lab" in node["results"]["SK-VOBOX-10:vobox-web"]["detail"]
+    assert "198.51.100.1" in node["results"]["SK-VOBOX-13:vobox-agent"]["detail"]
+    assert node["status"] == "fail" and summary["controls"][0]["title"] == "VO-box service unit vobox-agent"
