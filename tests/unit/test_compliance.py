@@ -223,20 +223,36 @@ def test_readiness_is_read_by_the_recorded_action_not_by_the_keys():
 
 
 def test_vobox_check_fills_one_control_per_service_and_check():
-    """vobox_check's result (its services judged from a recorded VO-box node with one service held back by a broken
-    repository and one resolver edited inside its container) becomes SK-VOBOX-10..13:<service>."""
-    path = TOP / "tests" / "unit" / "data" / "vobox" / "broken.json"
-    if not path.exists():
-        pytest.skip("no recording broken.json")
+    """vobox_check's result becomes SK-VOBOX-10..13:<service>: here vobox-web held back by the CVMFS probe (no
+    container) and vobox-agent running with a resolver edited inside its container."""
     sys.path.insert(0, str(TOP / "module_utils"))
     import sitekit_vobox
 
-    data = json.loads(path.read_text())
+    image, image_id = "localhost/sitekit-node:trixie", "c" * 64
+    resolv = "nameserver 10.89.3.1\n"
+    show = "-p ActiveState,SubState,Result,NRestarts"
+    answers = {
+        f"systemctl show vobox-agent.service {show}": "ActiveState=active\nSubState=running\n",
+        f"systemctl show vobox-web.service {show}": "ActiveState=activating\nSubState=auto-restart\n",
+        "journalctl -u vobox-web.service -n 8 -o cat --no-pager": "cvmfs_probe: ... Remedy: mount it.",
+        "podman container inspect vobox-agent": json.dumps([{"Image": image_id, "State": {"Running": True}}]),
+        f"podman image inspect {image}": json.dumps([{"Id": image_id}]),
+        "podman exec vobox-agent ls -A /cvmfs/images.sitekit.lab": ".cvmfsdirtab\n",
+        "ls -A /cvmfs/images.sitekit.lab": ".cvmfsdirtab\n",
+        "podman exec vobox-agent cat /etc/resolv.conf": "nameserver 198.51.100.1\n",
+        "podman exec vobox-agent cat /etc/hosts": "",
+    }
 
     def run(argv, timeout):
-        return tuple(data["answers"][" ".join(argv)])
+        key = " ".join(argv)
+        return (0, answers[key], "") if key in answers else (125, "", "Error: no such container")
 
-    services = [sitekit_vobox.check_service(s, run, data["host_resolv"], data["host_hosts"]) for s in data["services"]]
+    services = [
+        sitekit_vobox.check_service(
+            {"name": n, "image": image, "repositories": ["images.sitekit.lab"]}, run, resolv, ""
+        )
+        for n in ("vobox-agent", "vobox-web")
+    ]
     recorded = {
         "plays": [
             {
@@ -252,8 +268,7 @@ def test_vobox_check_fills_one_control_per_service_and_check():
     }
     summary = compliance.summarise(compliance.collect(recorded), recorded["stats"], "lab", "recorded", {})
     (node,) = summary["nodes"]
-    status = {cid: r["status"] for cid, r in node["results"].items()}
-    assert status == {
+    assert {cid: r["status"] for cid, r in node["results"].items()} == {
         "SK-VOBOX-10:vobox-agent": "ok",
         "SK-VOBOX-11:vobox-agent": "ok",
         "SK-VOBOX-12:vobox-agent": "ok",
@@ -263,6 +278,7 @@ def test_vobox_check_fills_one_control_per_service_and_check():
         "SK-VOBOX-12:vobox-web": "fail",
         "SK-VOBOX-13:vobox-web": "fail",
     }
-    assert "software.sitekit.lab" in node["results"]["SK-VOBOX-10:vobox-web"]["detail"]
+    assert "Remedy: mount it" in node["results"]["SK-VOBOX-10:vobox-web"]["detail"]
     assert "198.51.100.1" in node["results"]["SK-VOBOX-13:vobox-agent"]["detail"]
+    assert node["results"]["SK-VOBOX-13:vobox-agent"]["remedy"].startswith("systemctl restart vobox-agent.service")
     assert node["status"] == "fail" and summary["controls"][0]["title"] == "VO-box service unit vobox-agent"
