@@ -1,5 +1,6 @@
 """sitekit_vobox: the plan the role checks before any change, and each service's readiness judged from what a node
-answered (recorded from the lab's VO-box node, molecule vobox, 2026-12-06: tests/unit/data/vobox/)."""
+answers (answers written in the formats systemd 257 and podman 5.4 gave on the lab's VO-box node, molecule vobox;
+the real node is judged by molecule vobox itself)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ sys.path.insert(0, str(TOP / "module_utils"))
 import sitekit_vobox  # noqa: E402
 
 IMAGE = "localhost/sitekit-node:trixie"
-DATA = TOP / "tests" / "unit" / "data" / "vobox"
 
 
 # ---------------------------------------------------------------------------------------------
