@@ -22,8 +22,13 @@ def vobox_services_plan(services):
         raise AnsibleFilterError(f"vobox_services_plan: {exc}") from None
 
 
+def vobox_quadlet_problem(podman_output, platform):
+    """Why the node's podman (installed, or to be installed) has no Quadlet, naming the platform and the fix; or ""."""
+    return sitekit_vobox.quadlet_problem(podman_output, platform)
+
+
 class FilterModule:
     """sitekit VO-box filters."""
 
     def filters(self):
-        return {"vobox_services_plan": vobox_services_plan}
+        return {"vobox_services_plan": vobox_services_plan, "vobox_quadlet_problem": vobox_quadlet_problem}

@@ -28,6 +28,40 @@ try:
 except ImportError:  # from the repository (unit tests, filters): module_utils is on sys.path
     import sitekit_cvmfs
 
+# Quadlet (podman's systemd generator for .container units) first shipped in podman 4.4.0.
+QUADLET_SINCE = (4, 4)
+# "podman version 4.3.1" (podman --version), "  Candidate: 4.3.1+ds1-8+deb12u1" (apt-cache policy podman),
+# "Version      : 4.9.4" (dnf info podman); a Debian epoch ("1:") comes before the version.
+_PODMAN_VERSION = re.compile(
+    r"^\s*(?:podman version|Candidate:|Version\s*:)\s*(?:\d+:)?(\d+)\.(\d+)(?:\.(\d+))?", re.MULTILINE
+)
+
+
+def podman_version(text):
+    """(major, minor, patch) of the podman in ``podman --version``, ``apt-cache policy podman`` (its candidate) or
+    ``dnf info podman`` output; None when there is none (apt's "Candidate: (none)", no such package)."""
+    found = _PODMAN_VERSION.search(text or "")
+    if not found:
+        return None
+    return tuple(int(part or 0) for part in found.groups())
+
+
+def quadlet_problem(text, platform):
+    """Why the podman the node has, or would install, cannot run the role's Quadlet units; "" when it can."""
+    version = podman_version(text)
+    since = ".".join(map(str, QUADLET_SINCE))
+    fix = (
+        f"install podman {since} or later (from the release's backports, or a newer release: Debian 13 ships 5.4, "
+        f"Ubuntu 24.04 4.9, EL 9 and EL 8.8 4.4 or later), or leave vobox_services_enabled false on this host."
+    )
+    if version is None:  # nothing to judge: installing the package names what is missing
+        return ""
+    if version[:2] < QUADLET_SINCE:
+        shown = ".".join(map(str, version))
+        return f"{platform} has podman {shown}, which has no Quadlet (podman {since} or later has): {fix}"
+    return ""
+
+
 # What a service may set; anything else is a typo the admin hears about.
 SERVICE_KEYS = (
     "name",

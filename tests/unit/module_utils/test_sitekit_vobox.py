@@ -218,3 +218,56 @@ def test_explicit_dns_settings_are_what_the_container_must_have():
     inside = {"podman exec vobox-web cat /etc/resolv.conf": (0, "search vobox.lab\nnameserver 192.0.2.53\n", "")}
     assert sitekit_vobox.check_service(service, _node(**inside), HOST_RESOLV, HOST_HOSTS)["ready"]
     assert sitekit_vobox.check_service(service, _node(), HOST_RESOLV, HOST_HOSTS)["failed_checks"] == ["dns"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Quadlet: podman 4.4 or later
+# ---------------------------------------------------------------------------------------------
+DATA = Path(__file__).resolve().parents[1] / "data" / "vobox"
+# apt-cache policy on a node where podman is not installed yet (Ubuntu 24.04), and where no source has it.
+NOBLE_POLICY = """podman:
+  Installed: (none)
+  Candidate: 4.9.3+ds1-1ubuntu0.2
+  Version table:
+     4.9.3+ds1-1ubuntu0.2 500
+        500 http://mirror.example/ubuntu noble-updates/universe amd64 Packages
+"""
+NO_CANDIDATE = "podman:\n  Installed: (none)\n  Candidate: (none)\n  Version table:\n"
+DNF_INFO = "Available Packages\nName         : podman\nEpoch        : 5\nVersion      : 4.9.4\nRelease      : 12.el9\n"
+
+
+@pytest.mark.parametrize(
+    "text, version",
+    [
+        ((DATA / "podman-version-debian12.txt").read_text(), (4, 3, 1)),
+        ((DATA / "apt-cache-policy-debian12.txt").read_text(), (4, 3, 1)),
+        ("podman version 3.4.4\n", (3, 4, 4)),
+        (NOBLE_POLICY, (4, 9, 3)),
+        (DNF_INFO, (4, 9, 4)),
+        ("podman:\n  Installed: (none)\n  Candidate: 1:5.4.2+ds1-2\n", (5, 4, 2)),
+        (NO_CANDIDATE, None),
+        ("", None),
+    ],
+)
+def test_the_podman_version_is_read_from_each_command(text, version):
+    assert sitekit_vobox.podman_version(text) == version
+
+
+def test_debian_12s_podman_is_refused_naming_the_platform_the_version_and_the_fix():
+    problem = sitekit_vobox.quadlet_problem((DATA / "apt-cache-policy-debian12.txt").read_text(), "Debian 12")
+    assert "Debian 12 has podman 4.3.1, which has no Quadlet" in problem
+    assert "install podman 4.4 or later" in problem
+
+
+def test_ubuntu_22_04s_podman_is_refused():
+    assert "Ubuntu 22.04 has podman 3.4.4" in sitekit_vobox.quadlet_problem("podman version 3.4.4\n", "Ubuntu 22.04")
+
+
+@pytest.mark.parametrize("text", [NOBLE_POLICY, DNF_INFO, "podman version 4.4.0\n", "podman version 5.4.2\n"])
+def test_a_podman_with_quadlet_is_accepted(text):
+    assert sitekit_vobox.quadlet_problem(text, "X") == ""
+
+
+def test_no_podman_package_known_yet_is_left_to_the_package_manager():
+    # apt's lists not fetched yet on a fresh node: the install step fetches them and names a missing package.
+    assert sitekit_vobox.quadlet_problem(NO_CANDIDATE, "Rocky 9") == ""
