@@ -12,15 +12,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import testinfra
 
 TOP = Path(__file__).resolve().parents[3]
 _spec = importlib.util.spec_from_file_location("sitekit_shared_conftest", TOP / "molecule/resources/tests/conftest.py")
 _shared = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_shared)
-_spec = importlib.util.spec_from_file_location("lab_cvmfs", TOP / "molecule/resources/tests/lab_cvmfs.py")
-lab_cvmfs = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(lab_cvmfs)
+_spec = importlib.util.spec_from_file_location("lab_nodes", TOP / "molecule/resources/tests/lab_nodes.py")
+lab_nodes = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(lab_nodes)
 hostvars = _shared.hostvars
 playbook = _shared.playbook
 apply_role = _shared.apply_role
@@ -28,22 +27,10 @@ apply_role = _shared.apply_role
 FIGURES = {}
 
 
-def _env():
-    env = dict(os.environ, ANSIBLE_NOCOLOR="true", ANSIBLE_FORCE_COLOR="false")
-    for var, sub in (
-        ("ANSIBLE_LIBRARY", "library"),
-        ("ANSIBLE_MODULE_UTILS", "module_utils"),
-        ("ANSIBLE_FILTER_PLUGINS", "filter_plugins"),
-        ("ANSIBLE_ROLES_PATH", "roles"),
-    ):
-        env[var] = str(TOP / sub)
-    return env
-
-
 @pytest.fixture(scope="module")
 def host(hostvars):
     """The node through podman exec: Ansible reaches it over SSH, testinfra need not (it is faster so)."""
-    return testinfra.get_host(f"podman://{hostvars['inventory_hostname']}")
+    return lab_nodes.podman_host(hostvars["inventory_hostname"])
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +52,7 @@ def vobox_check(hostvars, services):
     def run(selected=None):
         chosen = [s for s in services if selected is None or s["name"] in selected]
         args = json.dumps({"services": chosen, "fail_on_error": False, "timeout": 20})
-        env = dict(_env(), ANSIBLE_LOAD_CALLBACK_PLUGINS="true", ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
+        env = lab_nodes.ansible_env(ANSIBLE_LOAD_CALLBACK_PLUGINS="true", ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
         argv = ["ansible", "-i", os.environ["MOLECULE_INVENTORY_FILE"], hostvars["inventory_hostname"]]
         done = subprocess.run(
             [*argv, "-m", "vobox_check", "-a", args], capture_output=True, text=True, env=env, timeout=300
@@ -82,13 +69,7 @@ def vobox_check(hostvars, services):
 def break_repository():
     """break_repository(testinfra host, repository) -> repair(): the lab's CVMFS broken on the node, in its mode."""
 
-    def breaker(node_host, repo):
-        def sh(command, check=True):
-            return (node_host.run_expect([0], command) if check else node_host.run(command)).stdout
-
-        return lab_cvmfs.break_repository(sh, repo)
-
-    return breaker
+    return lab_nodes.break_repository
 
 
 @pytest.fixture(scope="session")

@@ -151,6 +151,28 @@ def test_the_readiness_check_passes_every_service(vobox_check, services):
 # ---------------------------------------------------------------------------------------------
 # Lesson 1: the container runtime restarted (a package update) and the containers killed
 # ---------------------------------------------------------------------------------------------
+def test_a_service_taken_out_of_the_list_is_stopped_and_removed_and_comes_back(host, hostvars, apply_role):
+    listed = hostvars["vobox_services_list"]
+    kept, dropped = listed[0], listed[-1]["name"]
+    admins = "/etc/containers/systemd/admin-own.container"  # the admin's unit: no marker, never touched
+    host.run_expect([0], f"printf '[Container]\\nImage=localhost/sitekit-node:trixie\\n' > {admins}")
+    try:
+        run = apply_role("vobox_services", {"sitekit_test_hosts": "vobox_hosts", "vobox_services_list": [kept]})
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+        assert not host.file(f"/etc/containers/systemd/{dropped}.container").exists
+        assert host.check_output(f"systemctl show -p LoadState --value {dropped}.service") == "not-found"
+        assert host.run(f"podman container exists {dropped}").rc == 1
+        assert host.service(f"{kept['name']}.service").is_running
+        assert host.file(admins).exists
+
+        run = apply_role("vobox_services", {"sitekit_test_hosts": "vobox_hosts", "vobox_services_list": listed})
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+        assert host.service(f"{dropped}.service").is_running
+        assert host.file(f"/etc/containers/systemd/{dropped}.container").exists
+    finally:
+        host.run(f"rm -f {admins} && systemctl daemon-reload")
+
+
 def test_every_service_comes_back_after_the_runtime_is_updated_and_restarted(host, services, figures):
     before = {s["name"]: _started_at(host, s["name"]) for s in services}
     host.run_expect(
