@@ -15,7 +15,8 @@ sorts every task result into a control by the id in the task's name (``[SK-SQUID
   repository (``cvmfs_probe``: readable; its running client against its configuration files, SK-CVMFS-06;
   CVMFS_NFILES against the open-file limit, SK-CVMFS-07; the cache's filesystem and size, SK-CVMFS-08), the
   container launch (``container_launch``; its Apptainer against the minimum version, SK-APPT-05), the proxies
-  (``proxy_check``) and the HTCondor readiness attribute (``SitekitReady``).
+  (``proxy_check``), the HTCondor readiness attribute (``SitekitReady``) and each VO-box service (``vobox_check``:
+  its unit, its image, /cvmfs and DNS inside its container).
 
 Writes DIR/compliance.json (the summary), DIR/junit.xml (one test case per node and control),
 DIR/report.html (tools/sitekit_report.py) and DIR/ansible.json (the raw results), prints a short table,
@@ -59,6 +60,7 @@ ROLE_ORDER = (
     "htcondor_apptainer",
     "ansible_pull",
     "ara_server",
+    "vobox_services",
     "readiness",
 )
 
@@ -246,6 +248,26 @@ def _proxy(cid: str, result: dict, results: dict) -> None:
     )
 
 
+# vobox_check's checks, each a control per service (SK-VOBOX-1x:<service>).
+VOBOX_CONTROLS = {"unit": "SK-VOBOX-10", "image": "SK-VOBOX-11", "cvmfs": "SK-VOBOX-12", "dns": "SK-VOBOX-13"}
+
+
+def _vobox(cid: str, result: dict, results: dict) -> None:
+    """vobox_check: each service's unit, image, /cvmfs inside and DNS inside."""
+    for service in result["services"]:
+        for check, control in VOBOX_CONTROLS.items():
+            verdict = (service.get("checks") or {}).get(check) or {}
+            ok = bool(verdict.get("ok"))
+            _merge(
+                results,
+                f"{control}:{service['name']}",
+                "ok" if ok else "fail",
+                "ok" if ok else "not ready",
+                "\n".join(x for x in (verdict.get("detail"), verdict.get("cause")) if x),
+                verdict.get("remedy") or "",
+            )
+
+
 # The modules whose results are readiness verdicts, by the action the JSON callback records, with a key every one of
 # their results has (a module that crashed has none, and counts as a failed task).
 READERS = {
@@ -254,6 +276,7 @@ READERS = {
     "cvmfs_probe": ("repositories", _cvmfs),
     "container_launch": ("checks", _launch),
     "proxy_check": ("problems", _proxy),
+    "vobox_check": ("services", _vobox),
 }
 
 

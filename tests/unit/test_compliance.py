@@ -279,3 +279,65 @@ def test_an_apptainer_below_the_minimum_fails_its_own_control_with_the_advisory_
     task["hosts"]["wn1"] = {"action": "container_launch", **result}
     cells = compliance.collect({"plays": [{"tasks": [task]}]})["wn1"]
     assert cells["SK-APPT-05"]["status"] == "ok" and cells["SK-LAUNCH-01"]["status"] == "ok"
+
+
+def test_vobox_check_fills_one_control_per_service_and_check():
+    """vobox_check's result becomes SK-VOBOX-10..13:<service>: here vobox-web held back by the CVMFS probe (no
+    container) and vobox-agent running with a resolver edited inside its container."""
+    sys.path.insert(0, str(TOP / "module_utils"))
+    import sitekit_vobox
+
+    image, image_id = "localhost/sitekit-node:trixie", "c" * 64
+    resolv = "nameserver 10.89.3.1\n"
+    show = "-p ActiveState,SubState,Result,NRestarts"
+    answers = {
+        f"systemctl show vobox-agent.service {show}": "ActiveState=active\nSubState=running\n",
+        f"systemctl show vobox-web.service {show}": "ActiveState=activating\nSubState=auto-restart\n",
+        "journalctl -u vobox-web.service -n 8 -o cat --no-pager": "cvmfs_probe: ... Remedy: mount it.",
+        "podman container inspect vobox-agent": json.dumps([{"Image": image_id, "State": {"Running": True}}]),
+        f"podman image inspect {image}": json.dumps([{"Id": image_id}]),
+        "podman exec vobox-agent ls -A /cvmfs/images.sitekit.lab": ".cvmfsdirtab\n",
+        "ls -A /cvmfs/images.sitekit.lab": ".cvmfsdirtab\n",
+        "podman exec vobox-agent cat /etc/resolv.conf": "nameserver 198.51.100.1\n",
+        "podman exec vobox-agent cat /etc/hosts": "",
+    }
+
+    def run(argv, timeout):
+        key = " ".join(argv)
+        return (0, answers[key], "") if key in answers else (125, "", "Error: no such container")
+
+    services = [
+        sitekit_vobox.check_service(
+            {"name": n, "image": image, "repositories": ["images.sitekit.lab"]}, run, resolv, ""
+        )
+        for n in ("vobox-agent", "vobox-web")
+    ]
+    recorded = {
+        "plays": [
+            {
+                "tasks": [
+                    {
+                        "task": {"name": "vobox_services : Report | Check every service [SK-VOBOX-10]"},
+                        "hosts": {"vobox1": {"action": "vobox_check", "ready": False, "services": services}},
+                    }
+                ]
+            }
+        ],
+        "stats": {"vobox1": {"failures": 0, "unreachable": 0}},
+    }
+    summary = compliance.summarise(compliance.collect(recorded), recorded["stats"], "lab", "recorded", {})
+    (node,) = summary["nodes"]
+    assert {cid: r["status"] for cid, r in node["results"].items()} == {
+        "SK-VOBOX-10:vobox-agent": "ok",
+        "SK-VOBOX-11:vobox-agent": "ok",
+        "SK-VOBOX-12:vobox-agent": "ok",
+        "SK-VOBOX-13:vobox-agent": "fail",
+        "SK-VOBOX-10:vobox-web": "fail",
+        "SK-VOBOX-11:vobox-web": "fail",
+        "SK-VOBOX-12:vobox-web": "fail",
+        "SK-VOBOX-13:vobox-web": "fail",
+    }
+    assert "Remedy: mount it" in node["results"]["SK-VOBOX-10:vobox-web"]["detail"]
+    assert "198.51.100.1" in node["results"]["SK-VOBOX-13:vobox-agent"]["detail"]
+    assert node["results"]["SK-VOBOX-13:vobox-agent"]["remedy"].startswith("systemctl restart vobox-agent.service")
+    assert node["status"] == "fail" and summary["controls"][0]["title"] == "VO-box service unit vobox-agent"
