@@ -17,15 +17,14 @@ import time
 from pathlib import Path
 
 import pytest
-import testinfra
 
 TOP = Path(__file__).resolve().parents[3]
 _spec = importlib.util.spec_from_file_location("sitekit_shared_conftest", TOP / "molecule/resources/tests/conftest.py")
 _shared = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_shared)
-_spec = importlib.util.spec_from_file_location("lab_cvmfs", TOP / "molecule/resources/tests/lab_cvmfs.py")
-lab_cvmfs = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(lab_cvmfs)
+_spec = importlib.util.spec_from_file_location("lab_nodes", TOP / "molecule/resources/tests/lab_nodes.py")
+lab_nodes = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(lab_nodes)
 # The shared fixtures, under their own names (pytest collects fixtures found in a conftest's namespace).
 hostvars = _shared.hostvars
 playbook = _shared.playbook
@@ -35,7 +34,7 @@ apply_role = _shared.apply_role
 @pytest.fixture(scope="module")
 def host(hostvars):
     """The node through podman exec: Ansible reaches these nodes over SSH, testinfra need not (it is faster so)."""
-    return testinfra.get_host(f"podman://{hostvars['inventory_hostname']}")
+    return lab_nodes.podman_host(hostvars["inventory_hostname"])
 
 
 @pytest.fixture
@@ -47,16 +46,7 @@ def apply_role_started(hostvars):
     """
 
     def start(role, extra):
-        env = dict(
-            os.environ, ANSIBLE_NOCOLOR="true", ANSIBLE_FORCE_COLOR="false", ANSIBLE_CALLBACK_RESULT_FORMAT="yaml"
-        )
-        for var, sub in (
-            ("ANSIBLE_LIBRARY", "library"),
-            ("ANSIBLE_MODULE_UTILS", "module_utils"),
-            ("ANSIBLE_FILTER_PLUGINS", "filter_plugins"),
-            ("ANSIBLE_ROLES_PATH", "roles"),
-        ):
-            env[var] = str(TOP / sub)
+        env = lab_nodes.ansible_env(ANSIBLE_CALLBACK_RESULT_FORMAT="yaml")
         argv = [
             "ansible-playbook",
             "-i",
@@ -83,7 +73,7 @@ def node():
 
     def get(name):
         if name not in cache:
-            cache[name] = testinfra.get_host(f"podman://{name}")
+            cache[name] = lab_nodes.podman_host(name)
         return cache[name]
 
     return get
@@ -93,13 +83,7 @@ def node():
 def break_repository():
     """break_repository(testinfra host, repository) -> repair(): the lab's CVMFS broken on one node, in its mode."""
 
-    def breaker(node_host, repo):
-        def sh(command, check=True):
-            return (node_host.run_expect([0], command) if check else node_host.run(command)).stdout
-
-        return lab_cvmfs.break_repository(sh, repo)
-
-    return breaker
+    return lab_nodes.break_repository
 
 
 @pytest.fixture(scope="session")

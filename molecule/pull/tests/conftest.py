@@ -22,6 +22,9 @@ TOP = Path(__file__).resolve().parents[3]
 _spec = importlib.util.spec_from_file_location("sitekit_shared_conftest", TOP / "molecule/resources/tests/conftest.py")
 _shared = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_shared)
+_spec = importlib.util.spec_from_file_location("lab_nodes", TOP / "molecule/resources/tests/lab_nodes.py")
+lab_nodes = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(lab_nodes)
 # The shared fixtures, under their own names (pytest collects fixtures found in a conftest's namespace).
 hostvars = _shared.hostvars
 host = _shared.host
@@ -110,15 +113,7 @@ def publish():
 
 
 def playbook_env():
-    env = dict(os.environ, ANSIBLE_NOCOLOR="true", ANSIBLE_FORCE_COLOR="false", ANSIBLE_CALLBACK_RESULT_FORMAT="yaml")
-    for var, sub in (
-        ("ANSIBLE_LIBRARY", "library"),
-        ("ANSIBLE_MODULE_UTILS", "module_utils"),
-        ("ANSIBLE_FILTER_PLUGINS", "filter_plugins"),
-        ("ANSIBLE_ROLES_PATH", "roles"),
-    ):
-        env[var] = str(TOP / sub)
-    return env
+    return lab_nodes.ansible_env(ANSIBLE_CALLBACK_RESULT_FORMAT="yaml")
 
 
 @pytest.fixture
