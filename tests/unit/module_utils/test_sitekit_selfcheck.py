@@ -156,8 +156,8 @@ def test_cvmfs_check_stops_when_the_budget_is_used_up(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # The launch check, from real Apptainer launches recorded in the lab
 # ---------------------------------------------------------------------------------------------
-def judge_record(name):
-    """The self-check's launch step for a recorded launch, judged as ``sitekit_launch.launch`` judges it."""
+def judged_launch(name):
+    """A recorded launch judged as ``sitekit_launch.launch`` judges it: (record, result, problem)."""
     record = launch_record(name)
     run = {k: record[k] for k in ("rc", "stdout", "stderr", "seconds", "timed_out", "leftover")}
     parsed = sl.parse_probe_output(record["stdout"], record["token"])
@@ -174,6 +174,12 @@ def judge_record(name):
         bind_targets=targets,
         host_processes=record["host_processes"],
     )
+    return record, result, problem
+
+
+def judge_record(name):
+    """The self-check's launch step for a recorded launch."""
+    record, result, problem = judged_launch(name)
     return record, sc.judge_launch(result, problem)
 
 
@@ -518,22 +524,7 @@ def test_an_open_file_limit_the_client_cannot_have_makes_the_node_not_ready():
 def test_a_recorded_good_launch_with_an_apptainer_below_the_minimum_is_not_ready_with_the_upgrade():
     """The recorded lab launch passes; the same launch by an Apptainer older than the minimum takes the node out, the
     reason naming the advisory and the remedy the node's upgrade command."""
-    record = launch_record("ok-flat")
-    run = {k: record[k] for k in ("rc", "stdout", "stderr", "seconds", "timed_out", "leftover")}
-    parsed = sl.parse_probe_output(record["stdout"], record["token"])
-    result = sl.empty_result(record["inputs"]["image"], record["inputs"]["user"])
-    result["command"] = record["argv"]
-    targets = [sl.parse_bind(b)[1] for b in record["inputs"]["binds"]]
-    problem = sl.judge(
-        result,
-        run,
-        parsed,
-        marker=record["token"],
-        scratch=record["scratch"],
-        timeout=record["inputs"]["timeout"],
-        bind_targets=targets,
-        host_processes=record["host_processes"],
-    )
+    record, result, problem = judged_launch("ok-flat")
     sl.add_version_check(result, sl.version_check("apptainer version 1.4.4-1.el9", "1.4.5", family="RedHat"))
     step = sc.judge_launch(result, problem)
     assert not step["ok"]
