@@ -20,7 +20,7 @@
   report built from the local JSON of the same records (baseline). Needs no lab nodes. Target: 60 s.
 
 usage: lab/bench.py [--rounds N] [--seconds S] [--only launch|proxy|scale|fleet] [--fleet-nodes N]
-                    [--inventory inventories/lab/hosts.yml]
+                    [--counts 1,2,4,8] [--keep] [--inventory inventories/lab/hosts.yml]
 """
 
 from __future__ import annotations
@@ -93,16 +93,12 @@ def proxy(inventory, seconds, clients=2, objects=64):
 
 
 EXTRA_WORKERS = [f"wn{i}" for i in range(3, 9)]
-# What the compliance run is tuned with (ansible.cfg is the baseline): facts cached between runs (an hourly gate
-# need not gather them every time), more forks, the free strategy (no node waits for the slowest at each task).
-TUNED_ENV = {
-    "ANSIBLE_GATHERING": "smart",
-    "ANSIBLE_CACHE_PLUGIN": "ansible.builtin.jsonfile",
-    "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(TOP / ".lab" / "facts"),
-    "ANSIBLE_CACHE_PLUGIN_TIMEOUT": "86400",
-    "ANSIBLE_FORKS": "50",
-    "ANSIBLE_STRATEGY": "free",
-}
+# "Before" of the push-run figures: the last commit before the cheaper push run (issue 18), checked out beside this
+# tree and measured in the same run on the same nodes.
+BASELINE_REF = "ddb2013"
+# The optional accelerator measured beside plain Ansible: mitogen's strategy, from PyPI into .lab/mitogen.
+MITOGEN_VERSION = "0.3.54"
+MITOGEN_DIR = TOP / ".lab" / "mitogen"
 
 
 def timed(argv, env=None):
@@ -135,9 +131,58 @@ def scale_inventory(inventory):
     return str(path)
 
 
-def scale(inventory, keep=False):
+def baseline_tree(ref=BASELINE_REF):
+    """A detached checkout of ref in .lab/bench/baseline (a git worktree sharing this repository), using this tree's
+    virtual environment; reused while it is at ref."""
+    path = TOP / ".lab" / "bench" / "baseline"
+    want = subprocess.run(["git", "rev-parse", f"{ref}^{{commit}}"], capture_output=True, text=True, cwd=TOP)
+    if want.returncode:
+        sys.exit(f"bench: the baseline commit {ref} is not in this clone (a shallow clone?): {want.stderr.strip()}")
+    here = path if path.is_dir() else TOP
+    have = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=here)
+    if not path.is_dir() or have.stdout.strip() != want.stdout.strip():
+        subprocess.run(["git", "worktree", "remove", "--force", str(path)], capture_output=True, cwd=TOP)
+        subprocess.run(["git", "worktree", "prune"], capture_output=True, cwd=TOP)
+        subprocess.run(["git", "worktree", "add", "--detach", str(path), want.stdout.strip()], check=True,
+                       capture_output=True, cwd=TOP)  # fmt: skip
+    if not (path / ".venv").exists():
+        (path / ".venv").symlink_to(TOP / ".venv")
+    return path
+
+
+def mitogen_env():
+    """The environment that runs a playbook under mitogen's linear strategy (installed into .lab/mitogen on first
+    use), or None when it cannot be installed. Mitogen checks host keys itself: the lab's keys are new each build."""
+    if not (MITOGEN_DIR / "ansible_mitogen").is_dir():
+        pip = [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--target",
+               str(MITOGEN_DIR), f"mitogen=={MITOGEN_VERSION}"]  # fmt: skip
+        if subprocess.run(pip, capture_output=True).returncode:
+            return None
+    return {
+        "PYTHONPATH": str(MITOGEN_DIR),
+        "ANSIBLE_STRATEGY_PLUGINS": str(MITOGEN_DIR / "ansible_mitogen" / "plugins" / "strategy"),
+        "ANSIBLE_STRATEGY": "mitogen_linear",
+        "ANSIBLE_HOST_KEY_CHECKING": "false",
+    }
+
+
+def push_row(label, points, cores):
+    """Print the fit of one tree's compliance runs; return its CPU slope (s per node)."""
+    a, b = fit(points, 2)
+    cpu_1000 = a + b * 1000
+    # At scale the controller's CPU is the limit: wall >= CPU / cores (forks overlap the nodes' own time).
+    wall_1000 = max(cpu_1000 / cores, fit(points, 1)[0] + fit(points, 1)[1] * 1000 / 50)
+    print(
+        f"    {label}: CPU = {a:.1f} s + {b:.2f} s/node; 1000 nodes: {cpu_1000 / 60:.0f} min CPU, "
+        f">= {wall_1000 / 60:.0f} min wall on {cores} cores"
+    )
+    return b
+
+
+def scale(inventory, keep=False, counts=(1, 2, 4, 8)):
     inv = scale_inventory(inventory)
     play = [str(TOP / ".venv" / "bin" / "ansible-playbook"), "-i", inv]
+    base = baseline_tree()
     subprocess.run([sys.executable, str(TOP / "lab" / "lab.py"), "up", "--inventory", inv], check=True, cwd=TOP)
     try:
         new = ",".join(EXTRA_WORKERS)
@@ -152,48 +197,68 @@ def scale(inventory, keep=False):
         if run.returncode:
             sys.exit(f"bench: first converge failed:\n{run.stdout[-3000:]}")
         n = len(EXTRA_WORKERS)
-        print(f"site scale (worker nodes; controller: {os.cpu_count()} cores)")
+        cores = os.cpu_count() or 2
+        print(f"site scale (worker nodes; controller: {cores} cores; before = {BASELINE_REF}, the same nodes)")
         print(
             f"  first converge of {n} fresh worker nodes at once: {wall:.0f} s wall, {cpu:.0f} s controller CPU "
             f"({cpu / n:.1f} s CPU per node)"
         )
-        wall, cpu, run = timed([*play, "playbooks/site.yml", "--limit", "wn1"])
-        changed = re.findall(r"changed=(\d+)", run.stdout)
-        print(f"  no-op converge of one worker node: {wall:.1f} s wall, {cpu:.1f} s controller CPU (changed={changed})")
+        # The no-op converge of one worker node: before, after, and after under mitogen (optional accelerator).
+        trees = [("before", base, {}), ("after", TOP, {})]
+        mitogen = mitogen_env()
+        if mitogen:
+            trees.append((f"after, mitogen {MITOGEN_VERSION}", TOP, mitogen))
+        print("  no-op converge of one worker node (site.yml --limit wn1; two runs each, interleaved):")
+        print(f"    {'code':<22} {'wall s':>13} {'CPU s':>11} {'tasks':>6} {'skipped':>8} {'changed':>8}")
+        noop = {label: [] for label, _, _ in trees}
+        for _round in (1, 2):
+            for label, tree, env in trees:
+                site = str(tree / "playbooks" / "site.yml")
+                argv = [str(TOP / ".venv" / "bin" / "ansible-playbook"), "-i", inv, site, "--limit", "wn1"]
+                wall, cpu, run = timed(argv, dict(env, ANSIBLE_CONFIG=str(tree / "ansible.cfg")))
+                recap = re.search(r"wn1\s+: ok=(\d+)\s+changed=(\d+).*?skipped=(\d+)", run.stdout)
+                if run.returncode or not recap:
+                    sys.exit(f"bench: no-op converge ({label}) failed:\n{run.stdout[-3000:]}")
+                noop[label].append((wall, cpu, recap.groups()))
+        for label, runs in noop.items():
+            ok, changed, skipped = runs[-1][2]
+            walls = " / ".join(f"{w:.1f}" for w, _, _ in runs)
+            cpus = " / ".join(f"{c:.1f}" for _, c, _ in runs)
+            print(f"    {label:<22} {walls:>13} {cpus:>11} {int(ok) + int(skipped):>6} {skipped:>8} {changed:>8}")
+        best = min(w for w, _, _ in noop["after"])
+        print(f"    target 15 s wall (plain Ansible): {'met' if best <= 15 else 'MISSED'} ({best:.1f} s)")
+        if mitogen:
+            best_m = min(w for w, _, _ in noop[trees[-1][0]])
+            print(f"    with mitogen: {'met' if best_m <= 15 else 'MISSED'} ({best_m:.1f} s)")
         workers = ["wn1", "wn2", *EXTRA_WORKERS]
-        for label, env in (("baseline (ansible.cfg)", {}), ("tuned", TUNED_ENV)):
-            points = []
-            print(f"  compliance run, {label}:")
-            print(f"    {'nodes':>5} {'wall s':>7} {'CPU s':>7} {'verdict':>8}")
-            for count in (1, 2, 4, 8):
-                limit = ",".join(workers[:count])
-                argv = [
-                    sys.executable,
-                    str(TOP / "tools" / "compliance.py"),
-                    "-i",
-                    inv,
-                    "--limit",
-                    limit,
-                    "--out",
-                    str(TOP / ".lab" / "bench" / f"compliance-{count}"),
-                ]
-                if env is TUNED_ENV and count == 1:
-                    timed(argv, env)  # fills the fact cache, as an hourly gate's earlier runs would
-                wall, cpu, run = timed(argv, env)
-                verdict = "pass" if run.returncode == 0 else f"exit {run.returncode}"
-                points.append((count, wall, cpu))
-                print(f"    {count:>5} {wall:>7.1f} {cpu:>7.1f} {verdict:>8}")
-            fit_cpu = fit(points, 2)
-            fit_wall = fit(points, 1)
-            cores = os.cpu_count() or 2
-            cpu_1000 = fit_cpu[0] + fit_cpu[1] * 1000
-            # At scale the controller's CPU is the limit: wall >= CPU / cores (forks overlap the nodes' own time).
-            wall_1000 = max(cpu_1000 / cores, fit_wall[0] + fit_wall[1] * 1000 / 50)
-            print(
-                f"    fit: CPU = {fit_cpu[0]:.1f} s + {fit_cpu[1]:.2f} s/node; "
-                f"1000 nodes: {cpu_1000 / 60:.0f} min CPU, >= {wall_1000 / 60:.0f} min wall on {cores} cores "
-                f"(goal 15 min)"
-            )
+        points = {"before": [], "after": []}
+        print("  push compliance run (tools/compliance.py: site playbook in check mode + launch + proxy check),")
+        print("  controller CPU of the whole run (ansible-playbook, its workers and ssh) by worker nodes:")
+        print(f"    {'nodes':>5} {'before s':>9} {'after s':>8} {'ratio':>6} {'wall before':>12} {'wall after':>11}")
+        for count in counts:
+            limit = ",".join(workers[:count])
+            row = {}
+            for label, tree in (("before", base), ("after", TOP)):
+                out = TOP / ".lab" / "bench" / f"compliance-{label}-{count}"
+                argv = [sys.executable, str(tree / "tools" / "compliance.py"), "-i", inv, "--limit", limit, "--out",
+                        str(out)]  # fmt: skip
+                wall, cpu, run = timed(argv)
+                if run.returncode:
+                    sys.exit(f"bench: the compliance run ({label}, {count} nodes) did not pass:\n{run.stdout[-3000:]}")
+                points[label].append((count, wall, cpu))
+                row[label] = (wall, cpu, json.loads((out / "compliance.json").read_text()))
+            findings = {
+                label: {n["name"]: {c: r["status"] for c, r in n["results"].items()} for n in row[label][2]["nodes"]}
+                for label in row
+            }
+            if findings["before"] != findings["after"]:
+                sys.exit(f"bench: the compliance findings differ on {count} nodes: {findings}")
+            (wb, cb, _), (wa, ca, _) = row["before"], row["after"]
+            print(f"    {count:>5} {cb:>9.1f} {ca:>8.1f} {ca / cb:>6.2f} {wb:>12.1f} {wa:>11.1f}")
+        print("    every node's findings (control and status): the same before and after")
+        push_row("before", points["before"], cores)
+        slope = push_row("after ", points["after"], cores)
+        print(f"    target <= 3 s controller CPU per worker node: {'met' if slope <= 3 else 'MISSED'} ({slope:.2f} s)")
     finally:
         if not keep:
             names = [f"sitekit-lab-{n}" for n in EXTRA_WORKERS]
@@ -318,6 +383,7 @@ def main():
     parser.add_argument("--only", choices=["launch", "proxy", "scale", "fleet"])
     parser.add_argument("--fleet-nodes", type=int, default=1000, help="synthetic nodes of the fleet figure")
     parser.add_argument("--keep", action="store_true", help="keep the extra scale nodes")
+    parser.add_argument("--counts", default="1,2,4,8", help="worker node counts of the push compliance runs")
     parser.add_argument("--inventory", default=str(TOP / "inventories" / "lab" / "hosts.yml"))
     args = parser.parse_args()
     if args.only in (None, "launch"):
@@ -325,7 +391,7 @@ def main():
     if args.only in (None, "proxy"):
         proxy(args.inventory, args.seconds)
     if args.only in (None, "scale"):
-        scale(args.inventory, args.keep)
+        scale(args.inventory, args.keep, tuple(int(c) for c in args.counts.split(",")))
     if args.only in (None, "fleet"):
         fleet(args.fleet_nodes)
 
