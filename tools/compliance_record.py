@@ -65,7 +65,8 @@ def main(argv=None) -> int:
     parser.add_argument("--timeout", type=float, default=10, help="seconds per request to ARA")
     args = parser.parse_args(argv)
     try:
-        data = json.loads(Path(args.results).read_text())
+        text = Path(args.results).read_text()
+        data = json.loads(text[text.index("{") :])  # the JSON callback's output, after any line printed before it
         value = node_record(data, args.node)
     except (OSError, ValueError) as exc:
         print(f"compliance_record: no summary of this pass: {exc}", file=sys.stderr)
