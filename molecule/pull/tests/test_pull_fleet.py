@@ -90,7 +90,7 @@ def test_the_pass_records_into_ara_and_the_report_is_built_from_it(host, hostvar
     assert playbook and "interval:60" in [label["name"] for label in playbook["labels"]]
     # The pass attached its own verdicts to its playbook, and printed them in its journal.
     assert f"attached to ARA playbook {playbook['id']}" in journal, journal[-3000:]
-    assert f"{name}  OK" in journal, journal[-3000:]
+    assert f"{name}  ok " in journal, journal[-3000:]
     record = summary_record(server, playbook)
     assert record and record["value"]["node"] == name and record["value"]["version"] == ara_fleet.SUMMARY_VERSION
     assert record["value"]["results"]["SK-SQUID-02"]["status"] == "ok"
@@ -133,7 +133,7 @@ def test_an_unreachable_ara_server_breaks_neither_the_converge_nor_the_pass(host
         assert checked.rc == 0, journal[-3000:]
         assert "does not answer: this pass is not recorded" in journal
         # The pass's verdicts are still in its journal.
-        assert f"{hostvars['inventory_hostname']}  OK" in journal, journal[-3000:]
+        assert f"{hostvars['inventory_hostname']}  ok " in journal, journal[-3000:]
     finally:
         ara.run_expect([0], "systemctl start ara-server")
 
@@ -169,7 +169,7 @@ def test_a_record_that_cannot_be_attached_leaves_the_pass_and_its_status_alone(h
         assert result == "success", journal[-3000:]
         assert "the summary record was not attached" in journal, journal[-3000:]
         assert "this pass has no summary record" in journal
-        assert f"{name}  OK" in journal, journal[-3000:]
+        assert f"{name}  ok " in journal, journal[-3000:]
     finally:
         ara.run_expect([0], "systemctl start ara-server")
         host.run_expect([0], f"systemctl start {UNIT}.timer")
