@@ -2,12 +2,15 @@
 """Load a synthetic fleet into an ARA server's database through ARA's Django ORM (lab/bench.py --only fleet).
 
 usage: ara-load.py SEED.json[.gz] NODES OUT.json      (run with the ARA server's Python, ARA_BASE_DIR set)
+       ara-load.py --delete-records                   (every pass as a node from before the summary record)
 
 SEED is the JSON callback's output of a real compliance run of the lab (tests/unit/data/compliance/). Each of the
 NODES synthetic nodes (node0001, ...) gets one compliance pass recorded the way ARA's callback records a pass of a
 pull-mode node (labels sitekit-compliance and interval:3600, its own playbook, play, tasks, host and results with
 their content), replicating one recorded node: most nodes the ready worker node, every 50th the broken one, every
-100th the drifted proxy. Every 200th node's pass ended 3 h ago (stale); the others within the last hour.
+100th the drifted proxy. Every 200th node's pass ended 3 h ago (stale); the others within the last hour. Each pass
+carries the summary record the node attaches after its pass (key sitekit-compliance-summary), made from the recorded
+node's results by the node's own code (tools/compliance_record.py: compliance.collect).
 OUT gets the same records as the JSON callback would have printed them for all the nodes: the baseline.
 """
 
@@ -18,6 +21,11 @@ import os
 import sys
 import uuid
 import zlib
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+import ara_fleet  # tools/ is not a package
+import compliance_record
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ara.server.settings")
 import django
@@ -63,6 +71,10 @@ def choose(index: int, names: dict) -> str:
 
 
 def main() -> None:
+    if sys.argv[1:] == ["--delete-records"]:
+        deleted, _ = models.Record.objects.all().delete()
+        print(json.dumps({"deleted records": deleted}))
+        return
     seed_path, count, out_path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     opener = gzip.open if seed_path.endswith(".gz") else open
     with opener(seed_path, "rt") as seed_file:
@@ -152,16 +164,22 @@ def main() -> None:
                 ]
             )
             models.LatestHost.objects.update_or_create(name=name, defaults={"host": host})
-            baseline["plays"][0]["tasks"].extend(
-                {"task": {"name": task_name}, "hosts": {name: result}} for _, task_name, _, result in rows
-            )
-            baseline["stats"][name] = {
+            output = [{"task": {"name": task_name}, "hosts": {name: result}} for _, task_name, _, result in rows]
+            node_stats = {
                 "ok": counts["ok"], "changed": counts["changed"], "failures": counts["failed"],
                 "skipped": counts["skipped"], "unreachable": counts["unreachable"],
             }  # fmt: skip
+            # The node's summary record, from its own JSON output, as the node makes it after its pass.
+            summary = compliance_record.node_record({"plays": [{"tasks": output}], "stats": {name: node_stats}}, name)
+            models.Record.objects.create(key=ara_fleet.SUMMARY_KEY, value=_z(summary), type="json", playbook=playbook)
+            baseline["plays"][0]["tasks"].extend(output)
+            baseline["stats"][name] = node_stats
     with open(out_path, "w") as out:
         json.dump(baseline, out)
-    print(json.dumps({"nodes": count, "results": models.Result.objects.count(), "templates": names}))
+    records = models.Record.objects.count()
+    print(
+        json.dumps({"nodes": count, "results": models.Result.objects.count(), "records": records, "templates": names})
+    )
 
 
 if __name__ == "__main__":

@@ -9,8 +9,16 @@ them with the same code (``compliance.collect``) into the same JSON summary, JUn
 
 What it asks ARA, per site and per node:
 
-* ``/api/v1/latesthosts``: every node's last record (its playbook, labels, times and counters), paged;
-* per node ``/api/v1/tasks?playbook=ID`` (task names, which carry the control ids, and modules) and
+* ``/api/v1/latesthosts``: every node's last record (its playbook, labels, times, counters and how many records the
+  playbook carries), paged;
+* per node whose pass carries records: ``/api/v1/records?playbook=ID&key=sitekit-compliance-summary`` (ARA lists
+  records without their value) and ``/api/v1/records/ID``: the pass's own summary of its verdicts, which the node
+  made from its JSON output with compliance.collect and attached to its playbook (tools/compliance_record.py). Two
+  requests per node, whatever the number of tasks. The record is read only when it belongs to the pass's playbook,
+  names the node and carries a known format and version; a malformed one is set aside with a warning in the report
+  and the node is read as below;
+* per node without a summary record (a node from before the record, a pass whose record post failed), its tasks:
+  ``/api/v1/tasks?playbook=ID`` (task names, which carry the control ids, and modules) and
   ``/api/v1/results?playbook=ID&host=ID`` (each result's status);
 * ``/api/v1/results/ID`` (a result's whole content) only where the content decides: a readiness module's verdict, a
   change (its diff) and a failure (its message).
@@ -40,6 +48,12 @@ LABEL = "sitekit-compliance"
 INTERVAL_LABEL = re.compile(r"^interval:(\d+)$")
 STALE_CONTROL = "SK-PULL-04"
 PAGE = 500
+# The record a pass attaches to its ARA playbook: its verdicts per control, as compliance.collect gives them.
+SUMMARY_KEY = "sitekit-compliance-summary"
+SUMMARY_FORMAT = "sitekit-compliance-summary"
+SUMMARY_VERSION = 1
+SUMMARY_STATUSES = ("ok", "drift", "fail", "skip")
+SUMMARY_FIELDS = ("status", "value", "detail", "remedy")
 
 
 class AraError(RuntimeError):
@@ -90,6 +104,22 @@ class AraClient:
             raise AraError(f"{self.server}{path}: HTTP {answer.status}: {body[:300].decode(errors='replace')}")
         if self.record:
             (Path(self.record) / _record_name(path)).write_bytes(body)
+        return json.loads(body)
+
+    def post(self, path: str, data: dict) -> dict:
+        """POST data as JSON to path (path starts with /api/v1/); the created object ARA answers with (HTTP 201)."""
+        conn = self._connection()
+        try:
+            conn.request("POST", self._url.path + path, body=json.dumps(data).encode(),
+                         headers={"Content-Type": "application/json", "Accept": "application/json"})  # fmt: skip
+            answer = conn.getresponse()
+            body = answer.read()
+        except (http.client.HTTPException, OSError) as exc:
+            conn.close()
+            self._local.conn = None
+            raise AraError(f"{self.server}{path}: {exc}") from None
+        if answer.status != 201:
+            raise AraError(f"{self.server}{path}: HTTP {answer.status}: {body[:300].decode(errors='replace')}")
         return json.loads(body)
 
 
@@ -200,6 +230,70 @@ def node_results(client, node: dict, readers: set[str], workers: int = 1) -> lis
     return out
 
 
+def summary_value(node: str, results: dict) -> dict:
+    """The summary record of one node's pass: {control id: {status, value, detail, remedy}} as compliance.collect
+    reads them from the pass's JSON output, with the record's format, version and node."""
+    return {"format": SUMMARY_FORMAT, "version": SUMMARY_VERSION, "node": node, "results": results}
+
+
+def check_summary(record: dict, playbook: int, node: str) -> dict:
+    """The results a summary record carries; ValueError naming what is wrong when it is not one to trust: a record of
+    another playbook, another key or type, another node, an unknown format or version, or results of another shape."""
+    owner = record.get("playbook")
+    owner = owner.get("id") if isinstance(owner, dict) else owner
+    if owner != playbook:
+        raise ValueError(f"the record belongs to ARA playbook {owner}, not to the pass's playbook {playbook}")
+    if record.get("key") != SUMMARY_KEY or record.get("type") != "json":
+        raise ValueError(f"record {record.get('key')!r} of type {record.get('type')!r}, not {SUMMARY_KEY!r} of json")
+    value = record.get("value")
+    if not isinstance(value, dict) or value.get("format") != SUMMARY_FORMAT:
+        raise ValueError(f"the value is not a {SUMMARY_FORMAT} object")
+    if value.get("version") != SUMMARY_VERSION:
+        raise ValueError(f"format version {value.get('version')!r}; this reader reads version {SUMMARY_VERSION}")
+    if value.get("node") != node:
+        raise ValueError(f"the summary is of node {value.get('node')!r}, not of {node!r}")
+    results = value.get("results")
+    if not isinstance(results, dict):
+        raise ValueError("'results' is not an object of controls")
+    for cid, result in results.items():
+        if (
+            not isinstance(result, dict)
+            or set(result) != set(SUMMARY_FIELDS)
+            or result["status"] not in SUMMARY_STATUSES
+            or not all(isinstance(result[f], str | int | float | None) for f in SUMMARY_FIELDS[1:])
+        ):
+            raise ValueError(f"control {cid!r}: expected {{{', '.join(SUMMARY_FIELDS)}}} with a known status")
+    return results
+
+
+def node_summary(client, node: dict) -> tuple[dict | None, str]:
+    """(the results of the pass's summary record, "") when it has one to trust; (None, why not) when the record is
+    malformed; (None, "") when the pass carries none (ARA counts a playbook's records: no request then)."""
+    playbook = node["playbook"]["id"]
+    if not (node["playbook"].get("items") or {}).get("records"):
+        return None, ""
+    listed = client.get(f"/api/v1/records?playbook={playbook}&key={SUMMARY_KEY}")["results"]
+    if not listed:
+        return None, ""
+    record = client.get(f"/api/v1/records/{listed[0]['id']}")
+    try:
+        return check_summary(record, playbook, node["name"]), ""
+    except ValueError as exc:
+        return None, f"summary record {listed[0]['id']} of ARA playbook {playbook} set aside ({exc}); tasks read"
+
+
+def node_entry(client, node: dict, readers: set[str]) -> dict:
+    """One node's last pass as the report needs it: {"results": ...} from its summary record, else {"tasks": ...}
+    (node_results); "warning" when a malformed record was set aside."""
+    results, warning = node_summary(client, node)
+    if results is not None:
+        return {"results": results}
+    entry = {"tasks": node_results(client, node, readers)}
+    if warning:
+        entry["warning"] = warning
+    return entry
+
+
 def freshness(node: dict, now: dt.datetime, default_interval: int) -> dict:
     """SK-PULL-04 for a node: ok while its last pass ended within two intervals, fail (stale) after."""
     playbook = node["playbook"]
@@ -238,10 +332,11 @@ def _span(seconds: float) -> str:
 
 
 def fleet(client, readers: set[str], limit: str | None = None, workers: int = 8, cache: Path | None = None) -> dict:
-    """Every node's last pass: {"data": JSON-callback-shaped results, "stats": ..., "passes": [...], "other": [...],
-    "fetched": nodes asked for}.
+    """Every node's last pass: {"data": JSON-callback-shaped results of the passes read from their tasks,
+    "summaries": {node: results} of the passes read from their summary record, "warnings": {node: why a record was
+    set aside}, "stats": ..., "passes": [...], "other": [...], "fetched": nodes asked for}.
 
-    ``cache``: a file keeping each node's converted results by ARA playbook id. A finished pass never changes, so a
+    ``cache``: a file keeping each node's converted pass by ARA playbook id. A finished pass never changes, so a
     node whose last pass is the one cached is not asked again; only nodes with a new pass are (the steady state of a
     report built more often than the nodes pass). A pass still running is never cached.
     """
@@ -254,15 +349,17 @@ def fleet(client, readers: set[str], limit: str | None = None, workers: int = 8,
             kept = {}
     todo = [n for n in passes if kept.get(n["name"], {}).get("playbook") != n["playbook"]["id"]]
     with ThreadPoolExecutor(max(workers, 1)) as pool:
-        fetched = dict(zip((n["name"] for n in todo), pool.map(lambda n: node_results(client, n, readers), todo)))
-    per_node = {n["name"]: fetched.get(n["name"], kept.get(n["name"], {}).get("tasks", [])) for n in passes}
+        fetched = dict(zip((n["name"] for n in todo), pool.map(lambda n: node_entry(client, n, readers), todo)))
+    per_node = {n["name"]: fetched.get(n["name"]) or kept[n["name"]] for n in passes}
     if cache:
         done = {n["name"]: n for n in passes if n["playbook"].get("status") != "running"}
         Path(cache).parent.mkdir(parents=True, exist_ok=True)
         Path(cache).write_text(
-            json.dumps({name: {"playbook": done[name]["playbook"]["id"], "tasks": per_node[name]} for name in done})
+            json.dumps({name: {**per_node[name], "playbook": done[name]["playbook"]["id"]} for name in done})
         )
-    tasks = [task for name in per_node for task in per_node[name]]
+    tasks = [task for name in per_node for task in per_node[name].get("tasks", [])]
+    summaries = {name: entry["results"] for name, entry in per_node.items() if "results" in entry}
+    warnings = {name: entry["warning"] for name, entry in per_node.items() if entry.get("warning")}
     stats = {
         n["name"]: {
             "ok": n["host"].get("ok", 0),
@@ -274,4 +371,5 @@ def fleet(client, readers: set[str], limit: str | None = None, workers: int = 8,
         for n in passes
     }
     data = {"plays": [{"tasks": tasks}], "stats": stats}
-    return {"data": data, "passes": passes, "other": other, "fetched": len(todo)}
+    return {"data": data, "summaries": summaries, "warnings": warnings, "passes": passes, "other": other,
+            "fetched": len(todo)}  # fmt: skip

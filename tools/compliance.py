@@ -474,13 +474,15 @@ def from_ara(
     readers = set(READERS)
     found = ara_fleet.fleet(client, readers, limit=limit, workers=workers, cache=cache)
     nodes = collect(found["data"])
+    nodes.update({name: dict(results) for name, results in found["summaries"].items()})  # each pass's own record
     fresh = {}
     for node in found["passes"]:
         fresh[node["name"]] = state = ara_fleet.freshness(node, now, default_interval)
+        warning = found["warnings"].get(node["name"])
         nodes.setdefault(node["name"], {})[ara_fleet.STALE_CONTROL] = {
             "status": "fail" if state["stale"] else "ok",
             "value": ("stale: " if state["stale"] else "") + state["value"],
-            "detail": state["detail"],
+            "detail": state["detail"] + (f"; warning: {warning}" if warning else ""),
             "remedy": state["remedy"],
         }
     command = f"(from ARA {client.server}: the last compliance pass of each node)"
@@ -494,6 +496,8 @@ def from_ara(
     summary["verdict"] = "pass" if summary["nodes"] and summary["totals"]["ok"] == len(summary["nodes"]) else "fail"
     summary["ignored"] = found["other"]  # nodes whose last ARA record is not a compliance pass
     summary["fetched"] = found["fetched"]  # nodes whose pass was read from ARA (the others: from the cache)
+    summary["from_records"] = len(found["summaries"])  # nodes read from their pass's summary record
+    summary["warnings"] = [f"{name}: {why}" for name, why in sorted(found["warnings"].items())]
     return summary
 
 
@@ -513,7 +517,9 @@ def finish(summary: dict, out: Path, wall: float) -> int:
     source = ""
     if "fetched" in summary:  # the fleet view
         counts += f", {t['stale']} stale"
-        source = f" (from ARA, {summary['fetched']} new passes read)"
+        source = f" (from ARA, {summary['fetched']} new passes read, {summary['from_records']} from summary records)"
+        for warning in summary["warnings"]:
+            print(f"warning: {warning}")
     print(
         f"\ncompliance{source}: {summary['verdict'].upper()}: {counts} of {t['nodes']} nodes in {wall:.1f} s; "
         f"{out}/report.html, {out}/junit.xml, {out}/compliance.json"
