@@ -198,6 +198,11 @@ def scale(inventory, keep=False, counts=(1, 2, 4, 8)):
         wall, cpu, run = timed([*play, "playbooks/site.yml", "--limit", new])
         if run.returncode:
             sys.exit(f"bench: first converge failed:\n{run.stdout[-3000:]}")
+        # The lab's worker nodes are HTCondor execute nodes too (./run lab): so are the new ones, before any
+        # compliance run checks them.
+        htcondor = subprocess.run([*play, "playbooks/htcondor.yml"], capture_output=True, text=True, cwd=TOP)
+        if htcondor.returncode:
+            sys.exit(f"bench: the HTCondor converge of the new nodes failed:\n{htcondor.stdout[-3000:]}")
         n = len(EXTRA_WORKERS)
         cores = os.cpu_count() or 2
         print(f"site scale (worker nodes; controller: {cores} cores; before = {BASELINE_REF}, the same nodes)")
