@@ -76,17 +76,6 @@ def test_a_pass_with_its_record_is_read_from_it_with_two_requests(state):
     assert not any(p.startswith(("/api/v1/tasks", "/api/v1/results")) for p in client.asked)
 
 
-def test_the_record_names_the_drift_made_on_the_node_with_its_diff_and_remedy():
-    summary = _summary(ara_fleet.ReplayClient(DATA / "record-drift"))
-    node = _node(summary)
-    assert node["status"] == "drift" and summary["verdict"] == "fail"
-    squid = node["results"]["SK-SQUID-02"]
-    assert squid["status"] == "drift"
-    assert "-cache_mem 32 MB" in squid["detail"] and "+cache_mem" in squid["detail"]
-    assert squid["remedy"] == f"run playbooks/site.yml --limit {NODE} --tags squid"
-    assert {cid for cid, r in node["results"].items() if r["status"] == "drift"} == {"SK-SQUID-02"}
-
-
 @pytest.mark.parametrize("state", ["record-ok", "record-drift"])
 def test_the_record_and_the_tasks_of_the_same_pass_give_the_same_verdicts(state):
     from_record = _node(_summary(ara_fleet.ReplayClient(DATA / state)))
