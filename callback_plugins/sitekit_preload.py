@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ansible.plugins.callback import CallbackBase
 from ansible.plugins.loader import filter_loader, test_loader
-from ansible.template import Templar
+from ansible.template import Templar, trust_as_template
 
 DOCUMENTATION = """
 name: sitekit_preload
@@ -34,4 +34,4 @@ class CallbackModule(CallbackBase):
             for _plugin in loader.all():
                 pass
         # The template engine's lexer, which every worker would otherwise build for its first template.
-        Templar(loader=None).template("{{ 'sitekit' | upper }}")
+        Templar(loader=None).template(trust_as_template("{{ 'sitekit' | upper }}"))
