@@ -173,7 +173,8 @@ def push_row(label, points, cores):
     a, b = fit(points, 2)
     cpu_1000 = a + b * 1000
     # At scale the controller's CPU is the limit: wall >= CPU / cores (forks overlap the nodes' own time).
-    wall_1000 = max(cpu_1000 / cores, fit(points, 1)[0] + fit(points, 1)[1] * 1000 / 50)
+    wall_a, wall_b = fit(points, 1)
+    wall_1000 = max(cpu_1000 / cores, wall_a + wall_b * 1000 / 50)
     print(
         f"    {label}: CPU = {a:.1f} s + {b:.2f} s/node; 1000 nodes: {cpu_1000 / 60:.0f} min CPU, "
         f">= {wall_1000 / 60:.0f} min wall on {cores} cores"

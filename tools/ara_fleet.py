@@ -85,42 +85,39 @@ class AraClient:
             conn = self._local.conn = cls(self._url.hostname, self._url.port, timeout=self.timeout)
         return conn
 
-    def get(self, path: str) -> dict:
-        """The JSON answer to GET path (path starts with /api/v1/)."""
-        full = self._url.path + path
-        for attempt in (1, 2):  # a keep-alive connection the server closed meanwhile is opened again once
+    def _request(self, method: str, path: str, expect: int, attempts: int, body: bytes | None = None) -> bytes:
+        """The body of the answer to METHOD path; AraError unless it came with status EXPECT. A keep-alive connection
+        the server closed meanwhile is opened again, up to ATTEMPTS tries in all."""
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        for attempt in range(1, attempts + 1):
             conn = self._connection()
             try:
-                conn.request("GET", full, headers={"Accept": "application/json"})
+                conn.request(method, self._url.path + path, body=body, headers=headers)
                 answer = conn.getresponse()
-                body = answer.read()
+                data = answer.read()
                 break
             except (http.client.HTTPException, OSError) as exc:
                 conn.close()
                 self._local.conn = None
-                if attempt == 2:
+                if attempt == attempts:
                     raise AraError(f"{self.server}{path}: {exc}") from None
-        if answer.status != 200:
-            raise AraError(f"{self.server}{path}: HTTP {answer.status}: {body[:300].decode(errors='replace')}")
+        if answer.status != expect:
+            raise AraError(f"{self.server}{path}: HTTP {answer.status}: {data[:300].decode(errors='replace')}")
+        return data
+
+    def get(self, path: str) -> dict:
+        """The JSON answer to GET path (path starts with /api/v1/)."""
+        body = self._request("GET", path, 200, attempts=2)
         if self.record:
             (Path(self.record) / _record_name(path)).write_bytes(body)
         return json.loads(body)
 
     def post(self, path: str, data: dict) -> dict:
-        """POST data as JSON to path (path starts with /api/v1/); the created object ARA answers with (HTTP 201)."""
-        conn = self._connection()
-        try:
-            conn.request("POST", self._url.path + path, body=json.dumps(data).encode(),
-                         headers={"Content-Type": "application/json", "Accept": "application/json"})  # fmt: skip
-            answer = conn.getresponse()
-            body = answer.read()
-        except (http.client.HTTPException, OSError) as exc:
-            conn.close()
-            self._local.conn = None
-            raise AraError(f"{self.server}{path}: {exc}") from None
-        if answer.status != 201:
-            raise AraError(f"{self.server}{path}: HTTP {answer.status}: {body[:300].decode(errors='replace')}")
-        return json.loads(body)
+        """POST data as JSON to path (path starts with /api/v1/); the created object ARA answers with (HTTP 201). Sent
+        once: a POST is not repeated on a broken connection."""
+        return json.loads(self._request("POST", path, 201, attempts=1, body=json.dumps(data).encode()))
 
 
 class ReplayClient:
