@@ -303,11 +303,21 @@ def cvmfs_pac_urls(urls, wpad_names=None, wpad_port=80):
 
 # --- cvmfs_nfiles -------------------------------------------------------------------------------------
 
+# The header `tail -v` writes before each file it prints.
+_TAIL_HEADER = re.compile(r"^==> /proc/(.+?) <==$", re.M)
+
+
+def _proc_texts(text):
+    """{"1/limits": text, ...} from the output of ``tail -v -n +1 /proc/1/limits /proc/self/limits ...``."""
+    parts = _TAIL_HEADER.split(text)
+    return {name: body.strip("\n") + "\n" for name, body in zip(parts[1::2], parts[2::2])}
+
 
 def cvmfs_nfiles(requested, proc, source="cvmfs_nfiles"):
     """The CVMFS_NFILES to write for a node, from ``requested`` and the node's /proc texts (``proc``).
 
-    ``proc`` maps "1/limits", "self/limits", "1/status", "self/status", "sys/fs/nr_open" to the files' text.
+    ``proc`` maps "1/limits", "self/limits", "1/status", "self/status", "sys/fs/nr_open" to the files' text, or is
+    the output of ``tail -v -n +1`` on those files (one command on the node reads them all).
     ``requested`` 0 fits the node: None (leave the client's default) when the default fits, else the largest
     power of two within the hard limit the mount runs under. A positive ``requested`` is returned when it fits and
     fails, naming ``source`` and the fix, when the client could not raise its limit to it.
@@ -319,8 +329,13 @@ def cvmfs_nfiles(requested, proc, source="cvmfs_nfiles"):
             f"cvmfs_nfiles: {source} must be a positive number of open files, or 0 to fit the node's limit, "
             f"got {requested!r:.60}"
         )
+    if isinstance(proc, str) and _TAIL_HEADER.search(proc):
+        proc = _proc_texts(proc)
     if not isinstance(proc, Mapping):
-        raise AnsibleFilterError(f"cvmfs_nfiles: expected the node's /proc texts as a dict, got {type(proc).__name__}")
+        raise AnsibleFilterError(
+            f"cvmfs_nfiles: expected the node's /proc texts as a dict, or the output of tail -v -n +1 on them, "
+            f"got {type(proc).__name__}"
+        )
     facts = sitekit_cvmfs.nofile_facts(proc)
     if requested == 0:
         verdict = sitekit_cvmfs.judge_nfiles(sitekit_cvmfs.DEFAULT_NFILES, facts)

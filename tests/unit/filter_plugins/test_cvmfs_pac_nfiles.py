@@ -136,6 +136,19 @@ def test_zero_fits_the_recorded_container_limit():
     assert cvmfs_nfiles(0, PROC) == 16384
 
 
+def test_the_nodes_files_read_by_one_tail_give_the_same_verdict():
+    """The role reads the five files with one `tail -v -n +1` on the node; its output decides as the texts do."""
+
+    def tail(files):
+        return "\n\n".join(f"==> /proc/{name} <==\n{text.rstrip()}" for name, text in files.items())
+
+    assert cvmfs_nfiles(0, tail(PROC)) == cvmfs_nfiles(0, PROC) == 16384
+    one_missing = tail({k: v for k, v in PROC.items() if k != "1/limits"})
+    assert cvmfs_nfiles(0, one_missing) == cvmfs_nfiles(0, {k: v for k, v in PROC.items() if k != "1/limits"})
+    with pytest.raises(AnsibleFilterError, match="cvmfs_nfiles=131072"):
+        cvmfs_nfiles(131072, tail(PROC))
+
+
 def test_zero_leaves_the_default_where_it_fits():
     roomy = dict(PROC, **{k: "Max open files 1024 1048576 files\n" for k in ("1/limits", "self/limits")})
     assert cvmfs_nfiles(0, roomy) is None
