@@ -183,6 +183,12 @@ def push_row(label, points, cores):
     return b
 
 
+def _lab_containers():
+    """The names of the lab's running node containers."""
+    ps = ["podman", "ps", "--filter", "name=sitekit-lab-", "--format", "{{.Names}}"]
+    return subprocess.run(ps, capture_output=True, text=True).stdout.split()
+
+
 def split_cores():
     """Give the controller (this process and every child) the lower half of the cores and the lab's nodes the upper
     half (podman update --cpuset-cpus). The nodes stand in for other machines: on shared cores their own work (a
@@ -193,8 +199,7 @@ def split_cores():
     if len(cores) < 2:
         return None
     mine, theirs = cores[: len(cores) // 2], cores[len(cores) // 2 :]
-    names = subprocess.run(["podman", "ps", "--filter", "name=sitekit-lab-", "--format", "{{.Names}}"],
-                           capture_output=True, text=True).stdout.split()  # fmt: skip
+    names = _lab_containers()
     cpuset = ",".join(map(str, theirs))
     failed = [n for n in names if subprocess.run(["podman", "update", "--cpuset-cpus", cpuset, n],
                                                  capture_output=True).returncode]  # fmt: skip
@@ -208,8 +213,7 @@ def split_cores():
 
 def unsplit_cores(cores):
     """Every core for the lab's nodes and this process again."""
-    names = subprocess.run(["podman", "ps", "--filter", "name=sitekit-lab-", "--format", "{{.Names}}"],
-                           capture_output=True, text=True).stdout.split()  # fmt: skip
+    names = _lab_containers()
     for name in names:
         subprocess.run(["podman", "update", "--cpuset-cpus", ",".join(map(str, cores)), name], capture_output=True)
     os.sched_setaffinity(0, cores)
