@@ -12,7 +12,8 @@
   the no-op converge, then the compliance run (tools/compliance.py: site playbook in check mode + launch + proxy
   check) on 1, 2, 4 and 8 worker nodes, wall time and the controller's CPU time, fitted to a + b*n and
   extrapolated to 1000 nodes from one 2-core controller; before (the code at BASELINE_REF, a git worktree) and after
-  in the same run, interleaved, each point the cheaper of --repeats runs, with every node's findings compared.
+  in the same run, interleaved, each point the cheaper of --repeats runs, with every node's findings compared;
+  --split-cores puts the lab's nodes on their own cores (podman cpuset) and the controller on the rest.
 
 - fleet report from ARA: a synthetic fleet of --fleet-nodes (default 1000) pull-mode nodes loaded into a local ARA
   server (PyPI's ara[server] and gunicorn in .lab/ara-venv, sqlite), each node one compliance pass replicated from a
@@ -23,7 +24,7 @@
   local JSON of the same records (baseline), all in one run. Needs no lab nodes. Target: 60 s cold.
 
 usage: lab/bench.py [--rounds N] [--seconds S] [--only launch|proxy|scale|fleet] [--fleet-nodes N]
-                    [--counts 1,2,4,8] [--repeats 2] [--keep] [--inventory inventories/lab/hosts.yml]
+                    [--counts 1,2,4,8] [--repeats 2] [--split-cores] [--keep] [--inventory inventories/lab/hosts.yml]
 """
 
 from __future__ import annotations
@@ -219,13 +220,13 @@ def unsplit_cores(cores):
     os.sched_setaffinity(0, cores)
 
 
-def scale(inventory, keep=False, counts=(1, 2, 4, 8), repeats=2):
+def scale(inventory, keep=False, counts=(1, 2, 4, 8), repeats=2, split=False):
     inv = scale_inventory(inventory)
     play = [str(TOP / ".venv" / "bin" / "ansible-playbook"), "-i", inv]
     base = baseline_tree()
     subprocess.run([sys.executable, str(TOP / "lab" / "lab.py"), "up", "--inventory", inv], check=True, cwd=TOP)
     all_cores = sorted(os.sched_getaffinity(0))
-    split = None
+    want_split, split = split, None
     try:
         new = ",".join(EXTRA_WORKERS)
         for _attempt in (1, 2):  # fresh nodes: the first SSH connection now and then times out while the bridge settles
@@ -250,11 +251,12 @@ def scale(inventory, keep=False, counts=(1, 2, 4, 8), repeats=2):
             f"  first converge of {n} fresh worker nodes at once: {wall:.0f} s wall, {cpu:.0f} s controller CPU "
             f"({cpu / n:.1f} s CPU per node)"
         )
-        split = split_cores()
+        split = split_cores() if want_split else None
         if split:
             print(f"  cores split from here on: controller {split[0]}, the lab's nodes {split[1]} (podman cpuset)")
         else:
-            print("  cores shared by the controller and the lab's nodes (one core, or podman could not pin them)")
+            why = " (podman could not pin them)" if want_split else ""
+            print(f"  cores shared by the controller and the lab's nodes{why}")
         # The no-op converge of one worker node: before, after, and after under mitogen (optional accelerator).
         trees = [("before", base, {}), ("after", TOP, {})]
         mitogen = mitogen_env()
@@ -483,6 +485,7 @@ def main():
     parser.add_argument("--keep", action="store_true", help="keep the extra scale nodes")
     parser.add_argument("--counts", default="1,2,4,8", help="worker node counts of the push compliance runs")
     parser.add_argument("--repeats", type=int, default=2, help="runs per count and tree; the cheaper one counts")
+    parser.add_argument("--split-cores", action="store_true", help="the lab's nodes on their own cores (scale)")
     parser.add_argument("--inventory", default=str(TOP / "inventories" / "lab" / "hosts.yml"))
     args = parser.parse_args()
     if args.only in (None, "launch"):
@@ -490,7 +493,8 @@ def main():
     if args.only in (None, "proxy"):
         proxy(args.inventory, args.seconds)
     if args.only in (None, "scale"):
-        scale(args.inventory, args.keep, tuple(int(c) for c in args.counts.split(",")), max(1, args.repeats))
+        counts = tuple(int(c) for c in args.counts.split(","))
+        scale(args.inventory, args.keep, counts, max(1, args.repeats), args.split_cores)
     if args.only in (None, "fleet"):
         fleet(args.fleet_nodes)
 
