@@ -42,8 +42,7 @@ PLAY = """
     - name: Show the override files
       ansible.builtin.debug:
         msg: >-
-          FILES{{ {'config.d': __cvmfs_repository_files, 'domain.d': __cvmfs_domain_files}
-                  | to_json | b64encode }}SELIF
+          FILES{{ __cvmfs_override_files | to_json | b64encode }}SELIF
 """
 
 
@@ -125,8 +124,16 @@ def test_a_cache_on_a_memory_filesystem_fails_naming_cvmfs_cache_base(tmp_path):
 
 
 def override_files(run):
+    """{'config.d': {repository: text}, 'domain.d': {domain: text}} from the role's list of files to write."""
     found = re.search(r"FILES(.*?)SELIF", run.stdout)
-    return json.loads(base64.b64decode(found.group(1))) if found else None
+    if not found:
+        return None
+    files = {"config.d": {}, "domain.d": {}}
+    for entry in json.loads(base64.b64decode(found.group(1))):
+        directory, name = entry["path"].split("/")[-2:]
+        assert entry["path"] == f"/etc/cvmfs/{directory}/{name}" and name.endswith(".local")
+        files[directory][name.removesuffix(".local")] = entry["content"]
+    return files
 
 
 EXPERIMENT = {
@@ -196,7 +203,8 @@ def test_every_configuration_task_notifies_the_topic_the_reload_listens_to():
     notified = set()
     for path in (ROLE / "tasks").glob("*.yml"):
         for task in yaml.safe_load(path.read_text()) or []:
-            if "/etc/cvmfs" in str(task.get("ansible.builtin.copy", {}).get("dest", "")):
+            written = task.get("ansible.builtin.copy", {}).get("dest") or task.get("sitekit_files", {}).get("files")
+            if "/etc/cvmfs" in str(written or ""):
                 notified.add(task.get("notify"))
     assert notified == {TOPIC}
     listeners = [h["name"] for h in HANDLERS if h.get("listen") == TOPIC]
@@ -223,12 +231,13 @@ def test_the_reload_runs_only_where_a_client_serves_a_repository(name, client):
     text = data.get("mountinfo") or data["after"]
     when = handler("Reload the running CVMFS clients")["when"]
     variables = {
-        "__cvmfs_client": {"stat": {"exists": client}},
+        "__cvmfs_client": {"paths": {"/usr/bin/cvmfs_config": {"exists": client}}},
         # With no client the slurp is skipped: its result has no content, and the condition must not reach it.
         "__cvmfs_mountinfo": {"content": base64.b64encode(text.encode()).decode()} if client else {"skipped": True},
     }
     assert condition(when, variables) is (client and MOUNT_TABLES[name])
-    assert handler("Read the mount table for running CVMFS clients")["when"] == "__cvmfs_client.stat.exists"
+    read = handler("Read the mount table for running CVMFS clients")["when"]
+    assert read == "__cvmfs_client.paths['/usr/bin/cvmfs_config'].exists"
 
 
 # --- the probe command ------------------------------------------------------------------------------

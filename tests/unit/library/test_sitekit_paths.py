@@ -1,0 +1,48 @@
+"""sitekit_paths on a scratch tree: what each path is, links followed, in the order given."""
+
+import json
+
+import pytest
+import sitekit_paths
+from ansible.module_utils.testing import patch_module_args
+from conftest import ansible_doc
+
+
+def run(capsys, paths):
+    with patch_module_args({"paths": paths, "_ansible_check_mode": True}), pytest.raises(SystemExit) as exc:
+        sitekit_paths.main()
+    return exc.value.code, json.loads(capsys.readouterr().out)
+
+
+def test_each_path_is_described_following_links(capsys, tmp_path):
+    (tmp_path / "cvmfs").mkdir()
+    tool = tmp_path / "classad_eval"
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    (tmp_path / "apptainer").symlink_to(tool)
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    conf = tmp_path / "condor_config_val"
+    conf.write_text("not executable\n")
+    names = ["cvmfs", "classad_eval", "apptainer", "dangling", "condor_config_val", "missing"]
+    code, out = run(capsys, [str(tmp_path / n) for n in names])
+    assert code == 0 and out["changed"] is False
+    got = {p.rsplit("/", 1)[1]: v for p, v in out["paths"].items()}
+    assert list(got) == names  # the order given
+    assert got["cvmfs"] == {"exists": True, "isdir": True, "isreg": False, "executable": True}
+    assert got["classad_eval"] == {"exists": True, "isdir": False, "isreg": True, "executable": True}
+    assert got["apptainer"] == got["classad_eval"]  # a link to an executable is one
+    assert got["dangling"]["exists"] is False  # Apptainer cannot bind it either
+    assert got["condor_config_val"]["isreg"] is True and got["condor_config_val"]["executable"] is False
+    assert got["missing"] == {"exists": False, "isdir": False, "isreg": False, "executable": False}
+
+
+def test_a_relative_path_is_refused_naming_it(capsys):
+    code, out = run(capsys, ["/usr/bin", "scratch/pilot"])
+    assert code == 1
+    assert "scratch/pilot" in out["msg"] and "absolute" in out["msg"]
+
+
+def test_ansible_doc_shows_a_read_only_module():
+    doc = json.loads(ansible_doc("--json", "sitekit_paths").stdout)["sitekit_paths"]["doc"]
+    assert doc["attributes"]["check_mode"]["support"] == "full"
+    assert doc["attributes"]["diff_mode"]["support"] == "none"
