@@ -12,3 +12,14 @@ attributes:
   platform:
     platforms: posix
 """
+
+    # A module that changes files: check mode reports what would change without writing, diff mode shows how.
+    CHANGES = r"""
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  platform:
+    platforms: posix
+"""

@@ -26,14 +26,7 @@ options:
         C(null) removes the key's active lines (Apptainer's built-in default applies).
     type: dict
     required: true
-extends_documentation_fragment: [action_common_attributes]
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: posix
+extends_documentation_fragment: [action_common_attributes, sitekit.changes]
 """
 
 EXAMPLES = r"""

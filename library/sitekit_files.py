@@ -61,14 +61,7 @@ options:
             differs.
         type: bool
         default: false
-extends_documentation_fragment: [action_common_attributes]
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: posix
+extends_documentation_fragment: [action_common_attributes, sitekit.changes]
 notes:
   - The module's arguments are not echoed back in the result (only the paths), so that large contents travel once.
 """

@@ -21,7 +21,7 @@ options:
     type: list
     elements: path
     required: true
-extends_documentation_fragment: [sitekit.read_only]
+extends_documentation_fragment: [action_common_attributes, sitekit.read_only]
 """
 
 EXAMPLES = r"""

@@ -21,6 +21,7 @@ Fixtures: ``make_tree`` materialises a case (a name, a path or a dict) and retur
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -45,6 +46,16 @@ def ansible_doc(*args):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc
+
+
+def run_module(capsys, main, args, check=False, diff=False):
+    """A module's main() run with ``args`` as Ansible passes them: (exit code, the JSON result it printed)."""
+    from ansible.module_utils.testing import patch_module_args
+
+    args = {**args, **({"_ansible_check_mode": True} if check else {}), **({"_ansible_diff": True} if diff else {})}
+    with patch_module_args(args), pytest.raises(SystemExit) as exc:
+        main()
+    return exc.value.code, json.loads(capsys.readouterr().out)
 
 
 PLATFORMS_DIR = Path(__file__).resolve().parent / "data" / "platforms"

@@ -1,12 +1,11 @@
 """apptainer_conf on the apptainer.conf that Debian's apptainer 1.4.5 package ships (recorded)."""
 
-import json
 from pathlib import Path
 
 import apptainer_conf
 import pytest
-from ansible.module_utils.testing import patch_module_args
 from apptainer_conf import apply_settings, documented_keys, is_documented
+from conftest import run_module
 
 SHIPPED = (Path(__file__).resolve().parents[1] / "data" / "apptainer" / "apptainer-1.4.5.conf").read_text()
 
@@ -68,13 +67,7 @@ def test_unknown_keys_are_refused_with_the_documented_ones():
 
 
 def run_main(capsys, args, check=False, diff=False):
-    if check:
-        args["_ansible_check_mode"] = True
-    if diff:
-        args["_ansible_diff"] = True
-    with patch_module_args(args), pytest.raises(SystemExit) as exc:
-        apptainer_conf.main()
-    return exc.value.code, json.loads(capsys.readouterr().out)
+    return run_module(capsys, apptainer_conf.main, args, check=check, diff=diff)
 
 
 @pytest.fixture

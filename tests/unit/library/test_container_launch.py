@@ -258,10 +258,12 @@ def test_ansible_doc_renders():
         ("node_selfcheck", "none"),
         ("proxy_check", "none"),
         ("apptainer_conf", "full"),
+        ("sitekit_files", "full"),
+        ("sitekit_paths", "none"),
     ],
 )
 def test_attributes_as_ansible_doc_shows_them(module, diff):
-    """The read-only modules' attributes come from one documentation fragment (doc_fragments/sitekit.py)."""
+    """The modules' attributes come from the documentation fragments (doc_fragments/sitekit.py)."""
     attributes = json.loads(ansible_doc("--json", module).stdout)[module]["doc"]["attributes"]
     assert attributes["check_mode"]["support"] == "full"
     assert attributes["diff_mode"]["support"] == diff

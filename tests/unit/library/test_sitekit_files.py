@@ -8,8 +8,7 @@ import stat
 
 import pytest
 import sitekit_files
-from ansible.module_utils.testing import patch_module_args
-from conftest import ansible_doc
+from conftest import ansible_doc, run_module
 
 ME = pwd.getpwuid(os.getuid()).pw_name
 MY_GROUP = grp.getgrgid(os.getgid()).gr_name
@@ -18,13 +17,7 @@ CVMFS_CONF = "CVMFS_REPOSITORIES='images.sitekit.lab'\nCVMFS_HTTP_PROXY='http://
 
 def run(capsys, files, check=False, diff=True):
     args = {"files": [{"owner": ME, "group": MY_GROUP, **f} for f in files]}
-    if check:
-        args["_ansible_check_mode"] = True
-    if diff:
-        args["_ansible_diff"] = True
-    with patch_module_args(args), pytest.raises(SystemExit) as exc:
-        sitekit_files.main()
-    return exc.value.code, json.loads(capsys.readouterr().out)
+    return run_module(capsys, sitekit_files.main, args, check=check, diff=diff)
 
 
 def site(tmp_path):

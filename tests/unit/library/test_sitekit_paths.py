@@ -2,16 +2,12 @@
 
 import json
 
-import pytest
 import sitekit_paths
-from ansible.module_utils.testing import patch_module_args
-from conftest import ansible_doc
+from conftest import ansible_doc, run_module
 
 
 def run(capsys, paths):
-    with patch_module_args({"paths": paths, "_ansible_check_mode": True}), pytest.raises(SystemExit) as exc:
-        sitekit_paths.main()
-    return exc.value.code, json.loads(capsys.readouterr().out)
+    return run_module(capsys, sitekit_paths.main, {"paths": paths}, check=True)
 
 
 def test_each_path_is_described_following_links(capsys, tmp_path):
