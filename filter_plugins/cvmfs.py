@@ -73,6 +73,8 @@ SHELL_NAMES = frozenset(
 )
 _REPO_LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
 _REPO_NAME = re.compile(rf"{_REPO_LABEL}(?:\.{_REPO_LABEL})+")
+# A domain of repositories (the key of a domain.d file): one label or more.
+_DOMAIN_NAME = re.compile(rf"{_REPO_LABEL}(?:\.{_REPO_LABEL})*")
 _INTEGER = re.compile(r"-?[0-9]+")
 # Parameters the CVMFS docs (apx-parameters) describe as comma-separated lists. Other lists use ';'
 # (CVMFS_SERVER_URL; CVMFS_PAC_URLS, which is taken as a list too) or ':' (CVMFS_PUBLIC_KEY): those must be given
@@ -592,6 +594,36 @@ def _default_local(params, header):
     return text + "".join(f"{key}={_shell_quote(value)}\n" for key, value in values.items())
 
 
+def cvmfs_override_files(repository_config, domain_config=None, header=None):
+    """The per-repository and per-domain override files: ``[{path, content}]``, repositories first, in order.
+
+    ``repository_config`` maps a fully qualified repository name to its parameters
+    (``/etc/cvmfs/config.d/<name>.local``), ``domain_config`` a domain to its parameters
+    (``/etc/cvmfs/domain.d/<domain>.local``). Each file is rendered as ``cvmfs_default_local`` renders default.local,
+    with ``header`` first; every error names the variable and the key.
+    """
+    files = []
+    for variable, config, pattern, directory, example in (
+        ("cvmfs_repository_config", repository_config, _REPO_NAME, "config.d", "cms.cern.ch"),
+        ("cvmfs_domain_config", {} if domain_config is None else domain_config, _DOMAIN_NAME, "domain.d", "cern.ch"),
+    ):
+        if not isinstance(config, Mapping):
+            raise AnsibleFilterError(
+                f"cvmfs_override_files: {variable} must be a dict keyed by name (e.g. {example}), "
+                f"got {type(config).__name__}: {config!r:.120}"
+            )
+        for name, params in config.items():
+            if not isinstance(name, str) or not pattern.fullmatch(name):
+                raise AnsibleFilterError(
+                    f"cvmfs_override_files: {variable}: key {name!r} is not a "
+                    f"{'fully qualified repository name' if directory == 'config.d' else 'domain'}: lowercase "
+                    f"letters, digits and - in dot-separated labels. Fix the key, e.g. {example}."
+                )
+            content = cvmfs_default_local(params, header, f"{variable}[{name}]")
+            files.append({"path": f"/etc/cvmfs/{directory}/{name}.local", "content": content})
+    return files
+
+
 class FilterModule:
     """sitekit CVMFS client filters."""
 
@@ -599,6 +631,7 @@ class FilterModule:
         return {
             "cvmfs_http_proxy": cvmfs_http_proxy,
             "cvmfs_default_local": cvmfs_default_local,
+            "cvmfs_override_files": cvmfs_override_files,
             "cvmfs_pac_urls": cvmfs_pac_urls,
             "cvmfs_nfiles": cvmfs_nfiles,
             "cvmfs_mounted_repositories": cvmfs_mounted_repositories,

@@ -18,7 +18,7 @@ from ansible.errors import AnsibleFilterError
 from ansible.plugins.filter.core import comment
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "filter_plugins"))
-from cvmfs import FilterModule, _shell_quote, cvmfs_default_local, cvmfs_http_proxy
+from cvmfs import FilterModule, _shell_quote, cvmfs_default_local, cvmfs_http_proxy, cvmfs_override_files
 
 FILTER_DIR = Path(__file__).resolve().parents[3] / "filter_plugins"
 
@@ -453,6 +453,7 @@ FILTERS = [
     ("cvmfs_pac_urls", "str", ["http://wpad/wpad.dat"]),
     ("cvmfs_nfiles", "int", None),
     ("cvmfs_mounted_repositories", "list", ""),
+    ("cvmfs_override_files", "list", {}),
 ]
 
 
@@ -517,3 +518,45 @@ def test_the_clients_shell_reads_an_experiments_variable_back_and_ifs_would_brea
     broken = "IFS='_'\n" + text + "echo $CMS_LOCAL_SITE\n"
     out = subprocess.run(["/bin/sh"], input=broken, capture_output=True, text=True)
     assert out.stdout != "T2_XX_Ex ample\n"
+
+
+def test_override_files_are_one_per_key_repositories_first_each_rendered_as_default_local():
+    files = cvmfs_override_files(
+        {"cms.cern.ch": {"CMS_LOCAL_SITE": "T2_XX_Example"}, "atlas.cern.ch": {"CVMFS_QUOTA_LIMIT": 4000}},
+        {"cern.ch": {"CVMFS_USE_GEOAPI": True}},
+        "# Managed by sitekit",
+    )
+    assert files == [
+        {
+            "path": "/etc/cvmfs/config.d/cms.cern.ch.local",
+            "content": "# Managed by sitekit\nCMS_LOCAL_SITE='T2_XX_Example'\n",
+        },
+        {
+            "path": "/etc/cvmfs/config.d/atlas.cern.ch.local",
+            "content": "# Managed by sitekit\nCVMFS_QUOTA_LIMIT='4000'\n",
+        },
+        {"path": "/etc/cvmfs/domain.d/cern.ch.local", "content": "# Managed by sitekit\nCVMFS_USE_GEOAPI='yes'\n"},
+    ]
+    assert cvmfs_override_files({}, {}) == []
+
+
+@pytest.mark.parametrize(
+    ("repositories", "domains", "message"),
+    [
+        (
+            {"../../etc/x": {"A": 1}},
+            {},
+            "cvmfs_repository_config: key '../../etc/x' is not a fully qualified repository",
+        ),
+        ({"cms": {"A": 1}}, {}, "cvmfs_repository_config: key 'cms' is not a fully qualified repository name"),
+        ({}, {"CERN.CH": {"A": 1}}, "cvmfs_domain_config: key 'CERN.CH' is not a domain"),
+        ({}, ["cern.ch"], "cvmfs_domain_config must be a dict keyed by name (e.g. cern.ch), got list"),
+        ({"cms.cern.ch": {"A-B": 1}}, {}, "cvmfs_repository_config[cms.cern.ch]: parameter name 'A-B'"),
+    ],
+    ids=["path", "short-repository", "upper-domain", "domain-list", "bad-parameter"],
+)
+def test_an_override_key_or_parameter_that_cannot_be_a_file_names_the_variable_and_the_key(
+    repositories, domains, message
+):
+    with pytest.raises(AnsibleFilterError, match=re.escape(message)):
+        cvmfs_override_files(repositories, domains)

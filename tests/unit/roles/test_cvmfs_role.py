@@ -169,8 +169,11 @@ def test_an_experiments_variable_is_written_to_default_local_and_to_the_override
             {"cvmfs_domain_config": {"cern.ch": {"CMS_LOCAL_SITE": "T2 *"}}},
             "cvmfs_domain_config[cern.ch]: CMS_LOCAL_SITE: value 'T2 *' contains * ? or [",
         ),
-        ({"cvmfs_repository_config": {"../../etc/x": {"A": 1}}}, "Fix the keys ['../../etc/x']"),
-        ({"cvmfs_domain_config": {"CERN.CH": {"A": 1}}}, "Fix the keys ['CERN.CH']"),
+        (
+            {"cvmfs_repository_config": {"../../etc/x": {"A": 1}}},
+            "cvmfs_repository_config: key '../../etc/x' is not a fully qualified repository name",
+        ),
+        ({"cvmfs_domain_config": {"CERN.CH": {"A": 1}}}, "cvmfs_domain_config: key 'CERN.CH' is not a domain"),
     ],
     ids=["name-default-local", "shell-name-repository", "value-domain", "repository-key", "domain-key"],
 )
