@@ -1,61 +1,57 @@
-"""base_files_to_ship: one find on the node decides which library files a run copies."""
+"""base_library_files: the node library's files as sitekit_files entries, in one module run with the directory."""
 
-import hashlib
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from ansible.errors import AnsibleFilterError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "filter_plugins"))
-from base import base_files_to_ship
+from base import FilterModule, base_library_files
+
+TOP = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
 def sources(tmp_path):
     paths = []
-    for name, text in (("sitekit_a.py", "A = 1\n"), ("sitekit_b.py", "B = 2\n")):
+    for name, text in (("sitekit_a.py", "A = 1\n"), ("sitekit_b.py", "B = 'é'\n\n")):
         path = tmp_path / name
-        path.write_text(text)
+        path.write_text(text, encoding="utf-8")
         paths.append(str(path))
     return paths
 
 
-def held(path, **over):
-    """A find result for the node copy of the controller file at path, as find reports an exact copy."""
-    entry = {
-        "path": f"/usr/local/lib/sitekit/{Path(path).name}",
-        "checksum": hashlib.sha1(Path(path).read_bytes()).hexdigest(),
-        "mode": "0644",
-        "pw_name": "root",
-    }
-    entry.update(over)
-    return entry
+def test_each_file_becomes_an_entry_in_the_directory_with_its_exact_text(sources):
+    assert base_library_files(sources, "/usr/local/lib/sitekit/") == [
+        {"path": "/usr/local/lib/sitekit/sitekit_a.py", "content": "A = 1\n", "mode": "0644"},
+        # The text as it is, trailing blank line and all (a lookup would strip it).
+        {"path": "/usr/local/lib/sitekit/sitekit_b.py", "content": "B = 'é'\n\n", "mode": "0644"},
+    ]
+    assert base_library_files(sources[:1], "/opt/lib", "0600")[0]["mode"] == "0600"
 
 
-def test_nothing_to_ship_when_every_copy_matches(sources):
-    assert base_files_to_ship(sources, [held(p) for p in sources]) == []
-
-
-def test_every_file_ships_to_an_empty_directory(sources):
-    assert base_files_to_ship(sources, []) == sources
+def test_the_library_the_roles_ship_is_every_sitekit_module_util():
+    shipped = base_library_files(sorted(str(p) for p in (TOP / "module_utils").glob("sitekit_*.py")), "/x")
+    assert {e["path"] for e in shipped} >= {"/x/sitekit_kernel.py", "/x/sitekit_cvmfs.py", "/x/sitekit_selfcheck.py"}
 
 
 @pytest.mark.parametrize(
-    "change", [{"checksum": "0" * 40}, {"mode": "0664"}, {"pw_name": "nobody"}], ids=["content", "mode", "owner"]
+    ("sources", "directory", "message"),
+    [
+        ("sitekit_a.py", "/x", "expected a list of controller paths"),
+        (["/nonexistent/sitekit_x.py"], "/x", "cannot read /nonexistent/sitekit_x.py"),
+        ([], "usr/local/lib", "must be an absolute path, got 'usr/local/lib'"),
+    ],
 )
-def test_a_copy_that_differs_ships_again(sources, change):
-    assert base_files_to_ship(sources, [held(sources[0], **change), held(sources[1])]) == [sources[0]]
+def test_bad_input_is_refused_with_the_reason(sources, directory, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        base_library_files(sources, directory)
 
 
-def test_a_file_edited_on_the_controller_ships(sources):
-    found = [held(p) for p in sources]
-    Path(sources[1]).write_text("B = 3\n")
-    assert base_files_to_ship(sources, found) == [sources[1]]
-
-
-def test_bad_input_names_the_filter_and_what_it_wants(sources):
-    with pytest.raises(AnsibleFilterError, match=r"expected the files list of ansible\.builtin\.find"):
-        base_files_to_ship(sources, {"files": []})
-    with pytest.raises(AnsibleFilterError, match=r"cannot read /nonexistent/sitekit_x\.py"):
-        base_files_to_ship(["/nonexistent/sitekit_x.py"], [])
+def test_the_filter_is_registered_and_documented():
+    assert set(FilterModule().filters()) == {"base_library_files"}
+    doc = yaml.safe_load((TOP / "filter_plugins" / "base_library_files.yml").read_text(encoding="utf-8"))
+    assert doc["DOCUMENTATION"]["name"] == "base_library_files"
+    assert set(doc["DOCUMENTATION"]["options"]) == {"_input", "directory", "mode"}
