@@ -42,3 +42,35 @@ def test_ansible_doc_shows_a_read_only_module():
     doc = json.loads(ansible_doc("--json", "sitekit_paths").stdout)["sitekit_paths"]["doc"]
     assert doc["attributes"]["check_mode"]["support"] == "full"
     assert doc["attributes"]["diff_mode"]["support"] == "none"
+
+
+def test_files_are_read_and_patterns_matched_in_the_same_run(capsys, tmp_path):
+    conf = tmp_path / "90-sitekit-userns.conf"
+    conf.write_text("user.max_user_namespaces = 15000\n")
+    for unit in ("cron.service.d", "ssh.service.d", "other.service.d"):
+        (tmp_path / unit).mkdir()
+    for unit in ("ssh.service.d", "cron.service.d"):
+        (tmp_path / unit / "90-sitekit.conf").write_text("[Service]\n")
+    pattern = str(tmp_path / "*" / "90-sitekit.conf")
+    code, out = run_module(
+        capsys,
+        sitekit_paths.main,
+        {"read": [str(conf), str(tmp_path / "absent.conf")], "globs": [pattern, str(tmp_path / "none-*")]},
+        check=True,
+    )
+    assert code == 0 and out["changed"] is False and out["paths"] == {}
+    assert out["contents"] == {str(conf): "user.max_user_namespaces = 15000\n", str(tmp_path / "absent.conf"): None}
+    assert out["matches"] == {
+        pattern: [
+            str(tmp_path / "cron.service.d" / "90-sitekit.conf"),
+            str(tmp_path / "ssh.service.d" / "90-sitekit.conf"),
+        ],
+        str(tmp_path / "none-*"): [],
+    }
+
+
+def test_a_file_that_cannot_be_read_fails_naming_it(capsys, tmp_path):
+    code, out = run_module(capsys, sitekit_paths.main, {"read": [str(tmp_path)]}, check=True)
+    assert code == 1 and f"cannot read {tmp_path}" in out["msg"]
+    code, out = run_module(capsys, sitekit_paths.main, {"globs": ["etc/*"]}, check=True)
+    assert code == 1 and "globs must be absolute" in out["msg"]
