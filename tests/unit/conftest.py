@@ -48,6 +48,20 @@ def ansible_doc(*args):
     return proc
 
 
+def run_play(tmp_path, play, extra=None, check=False):
+    """A playbook (its text) run on this machine with the repository's configuration (connection local; ``extra``: one
+    ``-e`` value). Results are printed as JSON, one per task."""
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(play)
+    argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,", "-c", "local"]
+    argv += ["--check"] if check else []
+    argv += [str(playbook), "-e", f"ansible_python_interpreter={sys.executable}"]
+    argv += ["-e", extra] if extra else []
+    env = {"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "PATH": "/usr/bin:/bin", "ANSIBLE_STDOUT_CALLBACK": "default"}
+    env["ANSIBLE_CALLBACK_RESULT_FORMAT"] = "json"
+    return subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO, timeout=300, check=False)
+
+
 def run_module(capsys, main, args, check=False, diff=False):
     """A module's main() run with ``args`` as Ansible passes them: (exit code, the JSON result it printed)."""
     from ansible.module_utils.testing import patch_module_args

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_play
 
 TOP = Path(__file__).resolve().parents[3]
 PLAY = """
@@ -54,20 +53,7 @@ ROCKY9 = {
 
 
 def gate(tmp_path, facts, **extra):
-    playbook = tmp_path / "play.yml"
-    playbook.write_text(PLAY)
-    argv = [
-        str(Path(sys.executable).parent / "ansible-playbook"),
-        "-i",
-        "localhost,",
-        "-c",
-        "local",
-        str(playbook),
-        "-e",
-        json.dumps({"ansible_facts": facts, "ansible_python_interpreter": sys.executable, **extra}),
-    ]
-    env = {"ANSIBLE_CONFIG": str(TOP / "ansible.cfg"), "PATH": "/usr/bin:/bin", "ANSIBLE_STDOUT_CALLBACK": "default"}
-    run = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=TOP, timeout=300)
+    run = run_play(tmp_path, PLAY, json.dumps({"ansible_facts": facts, **extra}))
     return run.returncode, re.sub(r"\s+", " ", run.stdout)
 
 

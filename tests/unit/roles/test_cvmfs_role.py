@@ -21,6 +21,7 @@ import jinja2
 import pytest
 import sitekit_cvmfs
 import yaml
+from conftest import run_play
 
 TOP = Path(__file__).resolve().parents[3]
 ROLE = TOP / "roles" / "cvmfs"
@@ -47,24 +48,7 @@ PLAY = """
 
 
 def render(tmp_path, extra=None):
-    playbook = tmp_path / "play.yml"
-    playbook.write_text(PLAY)
-    argv = [
-        str(Path(sys.executable).parent / "ansible-playbook"),
-        "-i",
-        "localhost,",
-        "-c",
-        "local",
-        "--check",
-        str(playbook),
-        "-e",
-        f"ansible_python_interpreter={sys.executable}",
-    ]
-    if extra:
-        argv += ["-e", extra]
-    env = {"ANSIBLE_CONFIG": str(TOP / "ansible.cfg"), "PATH": "/usr/bin:/bin", "ANSIBLE_STDOUT_CALLBACK": "default"}
-    env["ANSIBLE_CALLBACK_RESULT_FORMAT"] = "json"
-    run = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=TOP, timeout=300)
+    run = run_play(tmp_path, PLAY, extra, check=True)
     found = re.search(r"BEGIN(.*?)END", run.stdout.encode().decode("unicode_escape"), re.S)
     return run, (found.group(1) if found else None)
 
