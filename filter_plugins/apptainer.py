@@ -103,6 +103,28 @@ def apptainer_bind_sources(binds, variable="binds"):
     return out
 
 
+def apptainer_bind_missing(sources, paths, pending=()):
+    """The binds of ``sources`` (``apptainer_bind_sources``' items) whose host path does not exist on the node.
+
+    ``paths`` is ``sitekit_paths``' ``paths`` result for the sources (links followed: a dangling link is missing, as
+    it is to Apptainer). ``pending`` lists paths that this run makes before a job can use them (in check mode the
+    CVMFS mount root, which the cvmfs role makes, is not there yet): a source at or below one of them is left out.
+    """
+    if not isinstance(sources, (list, tuple)) or not all(isinstance(s, Mapping) and "source" in s for s in sources):
+        raise AnsibleFilterError(
+            f"apptainer_bind_missing: expected apptainer_bind_sources' items, got {sources!r:.120}"
+        )
+    if not isinstance(paths, Mapping):
+        raise AnsibleFilterError(f"apptainer_bind_missing: expected sitekit_paths' paths, got {paths!r:.120}")
+    roots = [p.rstrip("/") for p in pending]
+    return [
+        bind
+        for bind in sources
+        if not (paths.get(bind["source"]) or {}).get("exists")
+        and not any(bind["source"] == root or bind["source"].startswith(root + "/") for root in roots)
+    ]
+
+
 def apptainer_version_check(version_output, minimum=sitekit_version.APPTAINER_MINIMUM, family=None, path=None):
     """The verdict on ``apptainer --version`` output against ``minimum`` (``sitekit_version.judge_apptainer``, the
     launch check's own): {ok, detail, version, minimum, cause, remedy}."""
@@ -126,5 +148,6 @@ class FilterModule:
         return {
             "apptainer_conf_settings": apptainer_conf_settings,
             "apptainer_bind_sources": apptainer_bind_sources,
+            "apptainer_bind_missing": apptainer_bind_missing,
             "apptainer_version_check": apptainer_version_check,
         }

@@ -7,7 +7,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "filter_plugins"))
-from apptainer import apptainer_bind_sources, apptainer_conf_settings, apptainer_version_check
+from apptainer import apptainer_bind_missing, apptainer_bind_sources, apptainer_conf_settings, apptainer_version_check
 
 
 def test_defaults_turn_setuid_off_and_bind_the_site_paths_once():
@@ -116,3 +116,31 @@ def test_a_dict_gives_the_binds_of_every_variable_in_order_each_with_its_name():
     ]
     with pytest.raises(AnsibleFilterError, match="apptainer_bind_sources: apptainer_bindpath_env: bind 'x'"):
         apptainer_bind_sources({"apptainer_bind_paths": [], "apptainer_bindpath_env": ["x"]})
+
+
+def test_the_binds_whose_source_is_missing_are_those_sitekit_paths_found_absent_in_order():
+    sources = apptainer_bind_sources(["/data/store:/store:ro", "/cvmfs", "/cvmfs/cms.cern.ch:/cms", "/etc/hosts"], "b")
+    paths = {
+        "/data/store": {"exists": False},
+        "/cvmfs": {"exists": False},
+        "/cvmfs/cms.cern.ch": {"exists": False},
+        "/etc/hosts": {"exists": True},
+    }
+    assert [b["spec"] for b in apptainer_bind_missing(sources, paths)] == [
+        "/data/store:/store:ro",
+        "/cvmfs",
+        "/cvmfs/cms.cern.ch:/cms",
+    ]
+    # In check mode the cvmfs role has not made /cvmfs yet: at or below it, nothing is reported; /cvmfsx is not below.
+    assert [b["spec"] for b in apptainer_bind_missing(sources, paths, ["/cvmfs/"])] == ["/data/store:/store:ro"]
+    other = apptainer_bind_sources(["/cvmfsx"], "b")
+    assert apptainer_bind_missing(other, {"/cvmfsx": {"exists": False}}, ["/cvmfs"]) == other
+    # A source the probe was not asked about cannot be shown to exist.
+    assert apptainer_bind_missing(apptainer_bind_sources(["/srv"], "b"), {}) == apptainer_bind_sources(["/srv"], "b")
+
+
+def test_bind_missing_refuses_input_that_is_not_the_sources_and_the_probe():
+    with pytest.raises(AnsibleFilterError, match="expected apptainer_bind_sources' items"):
+        apptainer_bind_missing(["/srv"], {})
+    with pytest.raises(AnsibleFilterError, match="expected sitekit_paths' paths"):
+        apptainer_bind_missing([], ["/srv"])
