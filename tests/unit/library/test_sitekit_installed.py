@@ -1,4 +1,5 @@
-"""sitekit_installed against this machine's real dpkg database, and rpm's output as rpm prints it."""
+"""sitekit_installed against this machine's real dpkg database; rpm's path on text in the form rpm -q prints
+(no EL userland here: that path is not run)."""
 
 import json
 import shutil
@@ -37,7 +38,7 @@ def test_only_ii_counts_as_installed_a_package_removed_with_its_configuration_is
 
 
 def test_rpm_lists_the_packages_it_lacks_and_exits_with_their_number():
-    # rpm -q --qf '%{NAME}=ii\n' condor htcondor-release apptainer, two of them missing (exit status 2).
+    # The form of rpm -q --qf '%{NAME}=ii\n' condor htcondor-release apptainer with two missing (exit status 2).
     stdout = "package condor is not installed\npackage htcondor-release is not installed\napptainer=ii\n"
     assert sitekit_installed.installed(stdout) == {"apptainer"}
     assert sitekit_installed.problem("rpm", 2, stdout, "") is None
